@@ -1,0 +1,1 @@
+"""Flows and their executions: the engine, services, API, admin and commands."""

@@ -1,0 +1,178 @@
+"""Django settings, read from the environment (12-factor) so the demo, tests and production share them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a 0/1/true/false variable; anything else is a configuration error naming it."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 0 or 1, got {raw!r}")
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """Read a comma-separated list, dropping blanks."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+DEBUG = env_bool("DJANGO_DEBUG")
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is not 1")
+    SECRET_KEY = secrets.token_urlsafe(50)
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "tracing",
+    "executions",
+]
+
+MIDDLEWARE = [
+    # The OpenTelemetry Django middleware is inserted first by tracing.instrumentation.
+    "tracing.middleware.HeaderAttributesMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "flowexec.urls"
+WSGI_APPLICATION = "flowexec.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A fresh SQLite file is not in WAL mode, and deferred transactions fail with
+    # "database is locked" under concurrent writers: WAL + IMMEDIATE + a busy timeout.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "executions.api_errors.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "flowexec API",
+    "DESCRIPTION": "Store flow definitions, run them as executions, and read their traces.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- flowexec: executions (defaults and meaning in executions/conf.py) ---
+FLOWEXEC_HTTP_ALLOWED_HOSTS = env_list("FLOWEXEC_HTTP_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+FLOWEXEC_BROKER_URL = os.environ.get("FLOWEXEC_BROKER_URL", "")
+FLOWEXEC_PYTHON_FUNCTIONS = env_list("FLOWEXEC_PYTHON_FUNCTIONS")
+FLOWEXEC_STEP_WORKERS = env_int("FLOWEXEC_STEP_WORKERS", 4)
+FLOWEXEC_ASYNC_WORKERS = env_int("FLOWEXEC_ASYNC_WORKERS", 4)
+
+# --- flowexec: tracing (defaults and meaning in tracing/conf.py) ---
+FLOWEXEC_TRACE_URL_TEMPLATE = os.environ.get("FLOWEXEC_TRACE_URL_TEMPLATE", "")
+FLOWEXEC_RECORD_CONTENT = env_bool("FLOWEXEC_RECORD_CONTENT", True)
+FLOWEXEC_TRACE_DATABASE = env_bool("FLOWEXEC_TRACE_DATABASE", False)
+FLOWEXEC_OTLP_RECEIVER_AUTH = env_bool("FLOWEXEC_OTLP_RECEIVER_AUTH", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"trace_ids": {"()": "tracing.logs.TraceIdsFilter"}},
+    "formatters": {
+        "traced": {
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "[trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["trace_ids"], "formatter": "traced"},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("FLOWEXEC_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+    },
+}
