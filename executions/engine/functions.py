@@ -1,0 +1,116 @@
+"""The allowlist of functions `python` steps may call: safe built-ins plus dotted paths from settings."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+
+def upper(text: str) -> str:
+    """Return the text in upper case."""
+    return text.upper()
+
+
+def lower(text: str) -> str:
+    """Return the text in lower case."""
+    return text.lower()
+
+
+def concat(items: list[Any], separator: str = "") -> str:
+    """Join the items as strings with a separator."""
+    return separator.join(str(item) for item in items)
+
+
+def split(text: str, separator: str | None = None) -> list[str]:
+    """Split the text on a separator (whitespace by default)."""
+    return text.split(separator)
+
+
+def replace(text: str, old: str, new: str) -> str:
+    """Replace every occurrence of `old` in the text by `new`."""
+    return text.replace(old, new)
+
+
+def add(a: float, b: float) -> float:
+    """Return a + b."""
+    return a + b
+
+
+def multiply(a: float, b: float) -> float:
+    """Return a * b."""
+    return a * b
+
+
+def total(values: list[float]) -> float:
+    """Return the sum of the values."""
+    return sum(values)
+
+
+def length(value: str | list[Any] | Mapping[str, Any]) -> int:
+    """Return the length of a string, array or object."""
+    return len(value)
+
+
+def echo(value: Any = None) -> Any:
+    """Return the value unchanged."""
+    return value
+
+
+def json_dumps(value: Any) -> str:
+    """Serialise a value to a JSON string."""
+    return json.dumps(value, sort_keys=True)
+
+
+def json_loads(text: str) -> Any:
+    """Parse a JSON string."""
+    return json.loads(text)
+
+
+def get(value: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """Return value[key], or the default when the key is missing."""
+    return value.get(key, default)
+
+
+def keys(value: Mapping[str, Any]) -> list[str]:
+    """Return the keys of an object."""
+    return list(value)
+
+
+def builtin_functions() -> dict[str, Callable[..., Any]]:
+    """Return the built-in registry, name -> callable; every function takes keyword arguments."""
+    return {
+        "upper": upper,
+        "lower": lower,
+        "concat": concat,
+        "split": split,
+        "replace": replace,
+        "add": add,
+        "multiply": multiply,
+        "sum": total,
+        "length": length,
+        "echo": echo,
+        "json_dumps": json_dumps,
+        "json_loads": json_loads,
+        "get": get,
+        "keys": keys,
+    }
+
+
+def load_functions(dotted_paths: Iterable[str]) -> dict[str, Callable[..., Any]]:
+    """Import each "pkg.mod.func" and register it under its full dotted path; ValueError names a bad path."""
+    loaded: dict[str, Callable[..., Any]] = {}
+    for path in dotted_paths:
+        module_name, _, attribute = path.rpartition(".")
+        if not module_name or not attribute:
+            raise ValueError(f'python function "{path}": expected a dotted path like "pkg.module.function"')
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f'python function "{path}": cannot import "{module_name}": {exc}') from exc
+        function = getattr(module, attribute, None)
+        if not callable(function):
+            raise ValueError(f'python function "{path}": "{attribute}" is not a callable in "{module_name}"')
+        loaded[path] = function
+    return loaded
