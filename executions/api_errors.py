@@ -1,0 +1,35 @@
+"""The one DRF exception handler: domain errors become JSON responses, never HTML pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from executions.engine.errors import FlowNotFound, FlowValidationError
+
+
+class InvalidFlow(exceptions.ValidationError):
+    """A flow definition or its inputs failed validation; every problem is listed."""
+
+    default_code = "invalid_flow"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map engine errors to DRF exceptions, then let DRF render them."""
+    if isinstance(exc, FlowValidationError):
+        return Response(
+            {"detail": f"invalid flow: {len(exc.problems)} problem(s)", "problems": exc.problems},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, FlowNotFound):
+        exc = exceptions.NotFound(str(exc))
+    return drf_exception_handler(exc, context)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """JSON 404 for paths outside the API too."""
+    return JsonResponse({"detail": "Not found."}, status=404)

@@ -1,0 +1,56 @@
+"""Where async executions run: an in-process bounded pool (embedded default) or Celery workers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import connection
+from opentelemetry import context as otel_context
+
+from executions import conf
+from executions.models import Execution
+
+logger = logging.getLogger(__name__)
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def submit(execution: Execution) -> None:
+    """Queue an execution to run in the background; the caller's trace context goes with it."""
+    if conf.get("FLOWEXEC_BROKER_URL"):
+        from executions import tasks
+
+        tasks.run_execution.delay(str(execution.pk))
+        return
+    from executions import runner
+
+    # The pool belongs to this process: mark the row ours so a crash is detectable.
+    Execution.objects.filter(pk=execution.pk).update(runner=runner.runner_id())
+    _in_process_pool().submit(_run_in_pool, execution.pk, otel_context.get_current())
+
+
+def _in_process_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=int(conf.get("FLOWEXEC_ASYNC_WORKERS")), thread_name_prefix="flowexec-async"
+            )
+        return _pool
+
+
+def _run_in_pool(execution_id: object, parent_context: otel_context.Context) -> None:
+    from executions import services
+
+    token = otel_context.attach(parent_context)
+    # Boundary: a background job has no caller to report to; log, and never kill the pool thread.
+    try:
+        services.execution_run(execution=Execution.objects.select_related("flow").get(pk=execution_id))
+    except Exception:
+        logger.exception("async execution %s could not run", execution_id)
+    finally:
+        otel_context.detach(token)
+        connection.close()

@@ -1,0 +1,114 @@
+"""Run a stored flow in this process (or on a remote service) and print its outputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from opentelemetry import baggage, context, trace
+
+from executions import selectors, services
+from executions.engine.errors import FlowNotFound, FlowValidationError
+from executions.models import Execution
+from executions.serializers import ExecutionOutput
+from tracing import attributes as keys
+
+SERVICE_NAME = "flowexec-manage"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a stored flow and print its outputs. In-process by default; with --remote URL it "
+        "calls that service over HTTP, propagating the trace, like the flowexec CLI."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("flow")
+        parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="KEY=VALUE",
+                            help="a flow input; VALUE is parsed as JSON when it can be (repeatable)")
+        parser.add_argument("--remote", metavar="URL", help="run on this service instead of in-process")
+        parser.add_argument("--token", help="API token for --remote (default: $FLOWEXEC_TOKEN)")
+        parser.add_argument("--request-id", default="", help="request id to record (default: a new UUID)")
+        parser.add_argument("--json", action="store_true", help="print the whole execution as JSON")
+
+    def handle(self, *args: Any, flow: str, inputs: list[str], remote: str | None, **options: Any) -> None:
+        if remote:
+            self._run_remote(flow, inputs, remote, options)
+            return
+        from tracing.instrumentation import instrument_django_process
+        from tracing.provider import flush_and_shutdown
+
+        instrument_django_process(SERVICE_NAME)
+        try:
+            execution = self._run_here(flow, parse_pairs(inputs), options["request_id"])
+        finally:
+            flush_and_shutdown(timeout_seconds=5.0)
+        self._print(execution, as_json=options["json"])
+        if execution.status != Execution.Status.SUCCEEDED:
+            sys.exit(1)
+
+    def _run_here(self, flow: str, inputs: dict[str, Any], request_id: str) -> Execution:
+        tracer = trace.get_tracer(keys.TRACER_NAME)
+        request_id = request_id or _new_request_id()
+        ctx = baggage.set_baggage(keys.CLIENT, Execution.Client.MANAGE,
+                                  baggage.set_baggage(keys.REQUEST_ID, request_id))
+        token = context.attach(ctx)
+        try:
+            with tracer.start_as_current_span(
+                "runflow", attributes={keys.FLOW_NAME: flow, keys.REQUEST_ID: request_id}
+            ):
+                return services.execution_submit(
+                    flow=flow, inputs=inputs, client=Execution.Client.MANAGE, request_id=request_id,
+                    user_agent=f"manage.py runflow ({SERVICE_NAME})",
+                )
+        except (FlowNotFound, FlowValidationError) as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        finally:
+            context.detach(token)
+
+    def _print(self, execution: Execution, *, as_json: bool) -> None:
+        data = ExecutionOutput(selectors.execution_get(execution_id=execution.pk)).data
+        if as_json:
+            self.stdout.write(json.dumps(data, indent=2, default=str))
+            return
+        if execution.status == Execution.Status.SUCCEEDED:
+            self.stdout.write(json.dumps(execution.outputs, indent=2))
+        else:
+            self.stderr.write(f"execution {execution.status}: {execution.error}")
+        self.stdout.write(f"execution {execution.pk} {execution.status}")
+        self.stdout.write(f"trace     {execution.trace_id or '-'}")
+
+    def _run_remote(self, flow: str, inputs: list[str], remote: str, options: dict[str, Any]) -> None:
+        from flowexec import cli
+
+        argv = ["--url", remote, "--client", "manage"]
+        if options.get("token"):
+            argv += ["--token", options["token"]]
+        if options.get("request_id"):
+            argv += ["--request-id", options["request_id"]]
+        if options.get("json"):
+            argv.append("--json")
+        argv += ["run", flow, *(arg for pair in inputs for arg in ("--input", pair))]
+        sys.exit(cli.main(argv, service_name=SERVICE_NAME))
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs to a dict; VALUE is JSON when it parses as JSON, else the plain string."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--input {pair!r}: expected KEY=VALUE", returncode=2)
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
+
+
+def _new_request_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

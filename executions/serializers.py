@@ -1,0 +1,97 @@
+"""Shapes in (`*Input`) and out (`*Output`) of the API; flow semantics are the engine's business."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from executions.models import Execution, Flow, StepRun
+from tracing import conf as tracing_conf
+
+
+class ExecutionCreateInput(serializers.Serializer):
+    """Body of POST /api/executions/."""
+
+    flow = serializers.SlugField(max_length=100)
+    inputs = serializers.DictField(default=dict)
+    wait = serializers.BooleanField(default=True)
+    client = serializers.ChoiceField(choices=Execution.Client.choices, default=Execution.Client.API)
+
+
+class FlowOutput(serializers.ModelSerializer):
+    """A stored flow version."""
+
+    inputs = serializers.SerializerMethodField()
+    step_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Flow
+        fields = ["name", "version", "description", "inputs", "step_count", "definition", "created_at"]
+
+    def get_inputs(self, flow: Flow) -> dict[str, Any]:
+        return flow.definition.get("inputs", {})
+
+    def get_step_count(self, flow: Flow) -> int:
+        return len(flow.definition.get("steps", []))
+
+
+class StepRunOutput(serializers.ModelSerializer):
+    """One step of an execution."""
+
+    duration_ms = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StepRun
+        fields = [
+            "name", "type", "status", "output", "error", "attempts",
+            "started_at", "finished_at", "duration_ms", "span_id",
+        ]
+
+    def get_duration_ms(self, step: StepRun) -> float | None:
+        return _milliseconds(step.duration)
+
+
+class ExecutionOutput(serializers.ModelSerializer):
+    """An execution with its steps and where to look at it."""
+
+    flow = serializers.CharField(source="flow_name")
+    steps = StepRunOutput(source="step_runs", many=True, read_only=True)
+    step_count = serializers.SerializerMethodField()
+    duration_ms = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Execution
+        fields = [
+            "id", "flow", "flow_version", "status", "inputs", "outputs", "error", "client",
+            "request_id", "user_agent", "trace_id", "span_id", "parent",
+            "created_at", "started_at", "finished_at", "duration_ms", "step_count", "steps", "links",
+        ]
+
+    def get_step_count(self, execution: Execution) -> int:
+        return len(execution.flow.definition.get("steps", [])) if execution.flow else 0
+
+    def get_duration_ms(self, execution: Execution) -> float | None:
+        return _milliseconds(execution.duration)
+
+    def get_links(self, execution: Execution) -> dict[str, str | None]:
+        request = self.context.get("request")
+
+        def absolute(path: str) -> str:
+            return request.build_absolute_uri(path) if request is not None else path
+
+        template = tracing_conf.get("FLOWEXEC_TRACE_URL_TEMPLATE")
+        has_trace = bool(execution.trace_id)
+        return {
+            "self": absolute(reverse("execution-detail", args=[execution.pk])),
+            "cancel": absolute(reverse("execution-cancel", args=[execution.pk])),
+            "trace": absolute(f"/api/traces/{execution.trace_id}/") if has_trace else None,
+            "admin": absolute(reverse("admin:executions_execution_change", args=[execution.pk])),
+            "trace_ui": template.format(trace_id=execution.trace_id) if template and has_trace else None,
+        }
+
+
+def _milliseconds(duration: Any) -> float | None:
+    return round(duration.total_seconds() * 1000, 3) if duration is not None else None

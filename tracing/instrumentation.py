@@ -1,0 +1,61 @@
+"""Tracing for the Django processes: provider, exporters and the maintained instrumentations.
+
+Called once per process, after Django's settings are configured: from flowexec/wsgi.py (each
+gunicorn worker and runserver import it after fork), from gunicorn's post_fork hook, from the
+management commands that run flows, and from Celery's worker_process_init.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from tracing import conf
+from tracing.provider import TracingState, configure_tracing
+
+_lock = threading.Lock()
+_state: TracingState | None = None
+
+# Paths never traced: health probes would flood the store and say nothing.
+EXCLUDED_URLS = "healthz,static/"
+
+
+def instrument_django_process(service_name: str = "flowexec-service") -> TracingState:
+    """Set up this process's TracerProvider and instrument Django, urllib3 and (optionally) the DB."""
+    global _state
+    with _lock:
+        if _state is not None:
+            return _state
+        from tracing.store.exporter import StoreSpanExporter
+
+        _state = configure_tracing(
+            service_name,
+            default_exporters="store",
+            baggage_keys=tuple(conf.get("FLOWEXEC_BAGGAGE_ATTRIBUTE_KEYS")),
+            extra_exporters={"store": StoreSpanExporter},
+        )
+        _instrument_libraries(database=bool(conf.get("FLOWEXEC_TRACE_DATABASE")))
+        return _state
+
+
+def _instrument_libraries(*, database: bool) -> None:
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+
+    DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
+    URLLib3Instrumentor().instrument()
+    if database:
+        _instrument_database()
+
+
+def _instrument_database() -> None:
+    from django.db import connections
+
+    vendor = connections["default"].vendor
+    if vendor == "sqlite":
+        from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+
+        SQLite3Instrumentor().instrument()
+    elif vendor == "postgresql":
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        PsycopgInstrumentor().instrument(enable_commenter=False)
