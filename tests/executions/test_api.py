@@ -1,0 +1,261 @@
+"""The REST API: validation, auth, sync/async runs, filters, cancel, JSON errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from executions.models import Execution
+from tests.live import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HELLO = {
+    "name": "hello",
+    "inputs": {"name": {"type": "string", "default": "world"}, "count": {"type": "integer", "default": 1}},
+    "steps": [
+        {"name": "hello", "type": "template", "template": "Hello, ${inputs.name}!"},
+        {"name": "shout", "type": "python", "function": "upper", "args": {"text": "${steps.hello.output}"}},
+    ],
+    "outputs": {"greeting": "${steps.shout.output}"},
+}
+
+
+def flow_with(*steps: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"name": "bad", "steps": list(steps), **fields}
+
+
+INVALID_FLOWS = [
+    pytest.param(
+        flow_with({"name": "a", "type": "teleport"}), 'step "a": unknown type "teleport"', id="unknown-type"
+    ),
+    pytest.param(
+        flow_with(
+            {"name": "a", "type": "template", "template": "x"},
+            {"name": "a", "type": "template", "template": "y"},
+        ),
+        'duplicate step name "a"',
+        id="duplicate-names",
+    ),
+    pytest.param(
+        flow_with(
+            {"name": "shout", "type": "python", "function": "upper", "args": {"text": "${steps.helo.output}"}}
+        ),
+        'step "shout": unknown step "helo"',
+        id="missing-step-ref",
+    ),
+    pytest.param(
+        flow_with({"name": "a", "type": "template", "template": "${inputs.nope}"}),
+        'step "a": unknown input "nope"',
+        id="missing-input-ref",
+    ),
+    pytest.param(
+        flow_with(
+            {"name": "a", "type": "template", "template": "${steps.b.output}"},
+            {"name": "b", "type": "template", "template": "${steps.a.output}"},
+        ),
+        "cycle",
+        id="cycle",
+    ),
+    pytest.param(
+        flow_with({"name": "evil", "type": "python", "function": "os.system", "args": {"command": "true"}}),
+        'step "evil": unknown function "os.system"',
+        id="unknown-function",
+    ),
+    pytest.param(
+        flow_with({"name": "a", "type": "template", "template": "x" * 300_000}),
+        "too large",
+        id="oversized",
+    ),
+    pytest.param(
+        flow_with({"name": "p", "type": "sleep", "seconds": "soon"}), 'step "p"', id="bad-field-type"
+    ),
+]
+
+
+@pytest.mark.parametrize(("definition", "message"), INVALID_FLOWS)
+def test_invalid_flow_is_400_naming_the_problem(
+    api_client: APIClient, definition: dict, message: str
+) -> None:
+    response = api_client.post("/api/flows/", definition, format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert any(message in problem for problem in body["problems"]), body
+
+
+def test_all_problems_are_reported_at_once(api_client: APIClient) -> None:
+    definition = flow_with(
+        {"name": "a", "type": "teleport"}, {"name": "b", "type": "python", "function": "nope"}
+    )
+    problems = api_client.post("/api/flows/", definition, format="json").json()["problems"]
+    assert len(problems) >= 2
+    assert any('unknown type "teleport"' in p for p in problems) and any(
+        'unknown function "nope"' in p for p in problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [({"count": "x"}, 'input "count": expected integer'), ({"name": 5}, 'input "name": expected string')],
+)
+def test_ill_typed_inputs_are_400(api_client: APIClient, inputs: dict, message: str) -> None:
+    api_client.post("/api/flows/", HELLO, format="json")
+    response = api_client.post("/api/executions/", {"flow": "hello", "inputs": inputs}, format="json")
+    assert response.status_code == 400
+    assert any(message in p for p in response.json()["problems"]), response.json()
+    assert not Execution.objects.exists()
+
+
+def test_missing_required_input_is_400(api_client: APIClient) -> None:
+    definition = {**HELLO, "inputs": {"name": {"type": "string"}}}
+    api_client.post("/api/flows/", definition, format="json")
+    response = api_client.post("/api/executions/", {"flow": "hello", "inputs": {}}, format="json")
+    assert response.status_code == 400
+    assert any('input "name"' in p and "required" in p for p in response.json()["problems"])
+
+
+def test_unknown_flow_is_404_json(api_client: APIClient) -> None:
+    response = api_client.post("/api/executions/", {"flow": "nope"}, format="json")
+    assert response.status_code == 404
+    assert "nope" in response.json()["detail"]
+
+
+def test_sync_execution_returns_finished_execution(api_client: APIClient) -> None:
+    api_client.post("/api/flows/", HELLO, format="json")
+    response = api_client.post(
+        "/api/executions/",
+        {"flow": "hello", "inputs": {"name": "Ada"}},
+        format="json",
+        HTTP_X_REQUEST_ID="req-42",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert body["outputs"] == {"greeting": "HELLO, ADA!"}
+    assert [step["name"] for step in body["steps"]] == ["hello", "shout"]
+    assert body["request_id"] == "req-42"
+    assert response["X-Request-ID"] == "req-42"
+    assert body["links"]["admin"].endswith(f"/admin/executions/execution/{body['id']}/change/")
+
+
+def test_async_execution_is_202_then_succeeds(api_client: APIClient) -> None:
+    api_client.post("/api/flows/", HELLO, format="json")
+    response = api_client.post("/api/executions/", {"flow": "hello", "wait": False}, format="json")
+    assert response.status_code == 202
+    assert response.json()["status"] in {"pending", "running"}
+    url = f"/api/executions/{response.json()['id']}/"
+    body = wait_until(lambda: _finished(api_client.get(url).json()), timeout=20, message="async execution")
+    assert body["status"] == "succeeded"
+    assert body["outputs"] == {"greeting": "HELLO, WORLD!"}
+
+
+def test_fifty_async_executions_submitted_at_once_all_finish(api_client: APIClient) -> None:
+    api_client.post("/api/flows/", HELLO, format="json")
+    ids = [
+        api_client.post(
+            "/api/executions/", {"flow": "hello", "wait": False, "inputs": {"count": i}}, format="json"
+        ).json()["id"]
+        for i in range(50)
+    ]
+    wait_until(
+        lambda: Execution.objects.filter(id__in=ids, status=Execution.Status.SUCCEEDED).count() == 50,
+        timeout=60,
+        interval=0.2,
+        message="50 async executions",
+    )
+    assert not Execution.objects.exclude(status=Execution.Status.SUCCEEDED).exists()
+
+
+def test_unauthenticated_api_is_refused_and_healthz_is_open(db: None) -> None:
+    anonymous = APIClient()
+    for path in ["/api/executions/", "/api/flows/", "/api/traces/0af7651916cd43dd8448eb211c80319c/"]:
+        response = anonymous.get(path)
+        assert response.status_code in {401, 403}, path
+        assert "detail" in response.json()
+    assert anonymous.post("/api/executions/", {"flow": "x"}, format="json").status_code in {401, 403}
+    health = anonymous.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
+def test_bad_token_is_refused(db: None) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    assert client.get("/api/executions/").status_code == 401
+
+
+def test_list_filters_and_pagination(api_client: APIClient) -> None:
+    api_client.post("/api/flows/", HELLO, format="json")
+    api_client.post("/api/flows/", {**HELLO, "name": "other"}, format="json")
+    for request_id in ["a", "b"]:
+        api_client.post("/api/executions/", {"flow": "hello"}, format="json", HTTP_X_REQUEST_ID=request_id)
+    api_client.post("/api/executions/", {"flow": "other"}, format="json")
+    page = api_client.get("/api/executions/").json()
+    assert page["count"] == 3 and len(page["results"]) == 3
+    assert api_client.get("/api/executions/?flow=other").json()["count"] == 1
+    assert api_client.get("/api/executions/?request_id=b").json()["results"][0]["request_id"] == "b"
+    assert api_client.get("/api/executions/?status=failed").json()["count"] == 0
+    trace_id = page["results"][0]["trace_id"]
+    if trace_id:
+        assert api_client.get(f"/api/executions/?trace_id={trace_id}").json()["count"] >= 1
+    assert api_client.get("/api/executions/?status=bogus").status_code == 400
+
+
+def test_flow_put_makes_a_new_version_and_executions_keep_theirs(api_client: APIClient) -> None:
+    assert api_client.post("/api/flows/", HELLO, format="json").status_code == 201
+    assert api_client.post("/api/flows/", HELLO, format="json").status_code == 200  # unchanged: same version
+    first = api_client.post("/api/executions/", {"flow": "hello"}, format="json").json()
+    changed = {**HELLO, "description": "now with a description"}
+    response = api_client.put("/api/flows/hello/", changed, format="json")
+    assert response.status_code == 201 and response.json()["version"] == 2
+    second = api_client.post("/api/executions/", {"flow": "hello"}, format="json").json()
+    assert (first["flow_version"], second["flow_version"]) == (1, 2)
+    assert api_client.get("/api/flows/hello/?version=1").json()["version"] == 1
+    assert api_client.put("/api/flows/other/", changed, format="json").status_code == 400
+
+
+def test_flow_delete_keeps_execution_history(api_client: APIClient) -> None:
+    api_client.post("/api/flows/", HELLO, format="json")
+    execution = api_client.post("/api/executions/", {"flow": "hello"}, format="json").json()
+    assert api_client.delete("/api/flows/hello/").status_code == 204
+    assert api_client.get("/api/flows/hello/").status_code == 404
+    kept = api_client.get(f"/api/executions/{execution['id']}/").json()
+    assert (kept["flow"], kept["flow_version"], kept["status"]) == ("hello", 1, "succeeded")
+
+
+def test_yaml_flow_definition_is_accepted(api_client: APIClient) -> None:
+    text = "name: yamlflow\nsteps:\n  - name: hi\n    type: template\n    template: hi\n"
+    response = api_client.post("/api/flows/", text, content_type="application/yaml")
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "yamlflow"
+
+
+def test_errors_are_json_never_html(api_client: APIClient) -> None:
+    missing = api_client.get("/api/executions/00000000-0000-0000-0000-000000000000/")
+    assert missing.status_code == 404 and missing["Content-Type"].startswith("application/json")
+    not_allowed = api_client.delete("/api/executions/")
+    assert not_allowed.status_code == 405 and "detail" in not_allowed.json()
+    nowhere = api_client.get("/no/such/page")
+    assert nowhere.status_code == 404 and nowhere.json() == {"detail": "Not found."}
+    garbage = api_client.post("/api/executions/", "{not json", content_type="application/json")
+    assert garbage.status_code == 400 and "detail" in garbage.json()
+
+
+def test_cancel_finished_execution_leaves_it_unchanged(api_client: APIClient) -> None:
+    api_client.post("/api/flows/", HELLO, format="json")
+    execution = api_client.post("/api/executions/", {"flow": "hello"}, format="json").json()
+    response = api_client.post(f"/api/executions/{execution['id']}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "succeeded"
+
+
+def test_schema_and_docs_are_served(api_client: APIClient) -> None:
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/executions/" in json.loads(schema.content)["paths"]
+    assert api_client.get("/api/docs/").status_code == 200
+
+
+def _finished(body: dict[str, Any]) -> dict[str, Any] | None:
+    return body if body["status"] in {"succeeded", "failed", "cancelled"} else None
