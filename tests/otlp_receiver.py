@@ -218,10 +218,12 @@ class OtlpReceiver(_SpanCollector):
         super().__init__()
         self._server: _OtlpHttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._port = 0
 
     def start(self) -> OtlpReceiver:
         """Bind and serve in a daemon thread; returns self."""
         self._server = _OtlpHttpServer(self)
+        self._port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
         self._thread.start()
         return self
@@ -235,9 +237,9 @@ class OtlpReceiver(_SpanCollector):
 
     @property
     def port(self) -> int:
-        """The bound TCP port."""
-        assert self._server is not None, "receiver not started"
-        return self._server.server_address[1]
+        """The bound TCP port (still known after stop())."""
+        assert self._port, "receiver not started"
+        return self._port
 
     @property
     def base_url(self) -> str:
@@ -318,11 +320,13 @@ class JaegerUdpReceiver(_SpanCollector):
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._port = 0
 
     def start(self) -> JaegerUdpReceiver:
         """Bind the UDP socket and read datagrams in a daemon thread; returns self."""
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.bind(("127.0.0.1", 0))
+        self._port = self._socket.getsockname()[1]
         self._socket.settimeout(0.1)
         self._thread = threading.Thread(target=self._serve, name="jaeger-udp-receiver", daemon=True)
         self._thread.start()
@@ -340,8 +344,8 @@ class JaegerUdpReceiver(_SpanCollector):
     @property
     def port(self) -> int:
         """The bound UDP port (OTEL_EXPORTER_JAEGER_AGENT_PORT)."""
-        assert self._socket is not None, "receiver not started"
-        return self._socket.getsockname()[1]
+        assert self._port, "receiver not started"
+        return self._port
 
     @property
     def endpoint(self) -> str:
