@@ -1,0 +1,56 @@
+"""The embedded span store: one row per span, from this process's exporter or the OTLP receiver."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Span(models.Model):
+    """A finished span; (trace_id, span_id) is unique so re-delivered spans are ignored."""
+
+    class Kind(models.TextChoices):
+        INTERNAL = "INTERNAL"
+        SERVER = "SERVER"
+        CLIENT = "CLIENT"
+        PRODUCER = "PRODUCER"
+        CONSUMER = "CONSUMER"
+
+    class Status(models.TextChoices):
+        UNSET = "UNSET"
+        OK = "OK"
+        ERROR = "ERROR"
+
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    parent_id = models.CharField(max_length=16, blank=True, default="")
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.INTERNAL)
+    service_name = models.CharField(max_length=255, blank=True, default="")
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField()
+    # Nanoseconds, as OTLP sends them: the datetimes above stop at microseconds.
+    duration_ns = models.BigIntegerField()
+    status = models.CharField(max_length=5, choices=Status.choices, default=Status.UNSET)
+    status_message = models.TextField(blank=True, default="")
+    attributes = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=list, blank=True)
+    resource = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["start_time"]
+        constraints = [
+            # Also the index behind lookups by trace: trace_id is its leading column.
+            models.UniqueConstraint(fields=["trace_id", "span_id"], name="tracing_span_trace_span_uniq"),
+        ]
+        indexes = [
+            models.Index(fields=["start_time"], name="tracing_span_start_idx"),
+            models.Index(fields=["service_name", "start_time"], name="tracing_span_service_start_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.service_name}, {self.span_id})"
+
+    @property
+    def duration_ms(self) -> float:
+        """Duration in milliseconds."""
+        return self.duration_ns / 1_000_000

@@ -1,0 +1,1 @@
+"""Embedded span store: row building, batched writes, OTLP receiving, reading, retention."""

@@ -1,0 +1,101 @@
+"""Trace API (search, one trace as a tree) and the OTLP/HTTP receiver, POST /v1/traces."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from google.rpc import code_pb2
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tracing import conf
+from tracing.serializers import TraceOutput, TraceSearchInput, TraceSummaryOutput
+from tracing.store import receiver, selectors
+from tracing.store.body import BadChunkedBody, BodyTooLarge, read_body
+
+RETRY_AFTER_SECONDS = "5"
+
+
+class ReceiverPermission(BasePermission):
+    """Authenticated callers only, unless FLOWEXEC_OTLP_RECEIVER_AUTH is off (a trusted network)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return not conf.get("FLOWEXEC_OTLP_RECEIVER_AUTH") or IsAuthenticated().has_permission(request, view)
+
+
+@extend_schema(exclude=True)  # OTLP/HTTP, specified by OpenTelemetry rather than this schema
+class OtlpTracesView(APIView):
+    """Receive OTLP/HTTP trace exports (protobuf or JSON, gzip or not) into the span store."""
+
+    permission_classes = [ReceiverPermission]
+    parser_classes: list = []  # the body is read raw: chunked bodies and the size limit need it
+
+    def post(self, request: Request) -> HttpResponse:
+        """Decode and queue the spans; the answer follows the OTLP/HTTP specification."""
+        try:
+            media = receiver.media_type(request.content_type)
+        except receiver.UnsupportedMediaType as exc:
+            return _status(str(exc), receiver.JSON, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+        limit = conf.get("FLOWEXEC_OTLP_MAX_BYTES")
+        try:
+            body = read_body(request._request, limit=limit)
+            result = receiver.receive(
+                body, media=media, content_encoding=request.headers.get("Content-Encoding", ""), limit=limit
+            )
+        except receiver.UnsupportedMediaType as exc:
+            return _status(str(exc), media, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+        except BodyTooLarge:
+            message = f"body larger than {limit} bytes"
+            return _status(
+                message, media, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code_pb2.RESOURCE_EXHAUSTED
+            )
+        except (receiver.OtlpDecodeError, BadChunkedBody) as exc:
+            return _status(str(exc), media, status.HTTP_400_BAD_REQUEST)
+        except receiver.StoreBusy as exc:
+            response = _status(str(exc), media, status.HTTP_503_SERVICE_UNAVAILABLE, code_pb2.UNAVAILABLE)
+            response["Retry-After"] = RETRY_AFTER_SECONDS
+            return response
+        return HttpResponse(receiver.response_body(result, media), content_type=media)
+
+
+def _status(
+    message: str, media: str, http_status: int, code: int = code_pb2.INVALID_ARGUMENT
+) -> HttpResponse:
+    return HttpResponse(
+        receiver.status_body(message, media, code=code), content_type=media, status=http_status
+    )
+
+
+class TraceListView(GenericAPIView):
+    """GET /api/traces/?service=&name=&min_duration=: traces with a matching span, most recent first."""
+
+    serializer_class = TraceSummaryOutput
+
+    @extend_schema(parameters=[TraceSearchInput])
+    def get(self, request: Request) -> Response:
+        """Search traces; paginated."""
+        params = TraceSearchInput(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.trace_search(**params.validated_data))
+        summaries = selectors.trace_summaries([row["trace_id"] for row in page])
+        return self.get_paginated_response(TraceSummaryOutput(summaries, many=True).data)
+
+
+class TraceDetailView(APIView):
+    """GET /api/traces/{trace_id}/: every stored span of the trace, as a tree."""
+
+    @extend_schema(responses=TraceOutput)
+    def get(self, request: Request, trace_id: str) -> Response:
+        """One trace; 404 when the store holds none of its spans."""
+        trace_id = trace_id.lower()
+        if not selectors.is_trace_id(trace_id):
+            raise ValidationError({"trace_id": ["must be 32 hex digits"]})
+        trace = selectors.trace_get(trace_id)
+        if trace is None:
+            raise NotFound(f"no spans stored for trace {trace_id}")
+        return Response(TraceOutput(trace).data)
