@@ -240,7 +240,7 @@ class WarnOnceExporter(SpanExporter):
             if not self._failing:
                 self._failing = True
                 _failure_reported.set()
-                reason = messages[0] if messages else "exporter reported failure"
+                reason = "; ".join(dict.fromkeys(messages)) or "exporter reported failure"
                 logger.warning(
                     "trace export to %s failing (%s); dropping spans, not logging again until it recovers",
                     self.target,
