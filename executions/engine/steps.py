@@ -92,8 +92,8 @@ class TemplateStep:
     fields: Mapping[str, bool] = {"template": True}
 
     def check(self, fields: Mapping[str, Any], config: EngineConfig, *, resolved: bool) -> list[str]:
-        """`template` must be a string."""
-        return _check_string(fields, "template")
+        """`template` must be a string as written; a reference in it may resolve to anything."""
+        return [] if resolved else _check_string(fields, "template")
 
     def execute(self, fields: Mapping[str, Any], context: StepContext) -> Any:
         """Return the substituted template."""
