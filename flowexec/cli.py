@@ -35,6 +35,9 @@ CLIENT = "cli"
 USER_AGENT = f"flowexec-cli/{__version__}"
 # Upper bound on the final span flush: a dead trace backend may cost at most this long.
 FLUSH_TIMEOUT_SECONDS = 1.5
+# The CLI's OTLP export budget unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says otherwise: below the SDK's
+# first retry backoff (1 s +-20%), so a refused connection fails at once and a silent backend within 0.75 s.
+OTLP_TIMEOUT_SECONDS = "0.75"
 # Cancelling on Ctrl-C must not hang the exit either.
 CANCEL_TIMEOUT_SECONDS = 5.0
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -395,6 +398,11 @@ class Tracing:
         from tracing.provider import configure_tracing
 
         headers = {"Authorization": f"Token {settings.token}"} if settings.token else None
+        if not (
+            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+        ):
+            os.environ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = OTLP_TIMEOUT_SECONDS
         state = configure_tracing(
             SERVICE_NAME,
             default_exporters="otlp",
