@@ -34,7 +34,7 @@ class FlowViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Flow]):
     parser_classes = [JSONParser, YAMLParser]
     serializer_class = FlowOutput
 
-    def get_queryset(self):  # noqa: ANN201 - DRF's generic view protocol
+    def get_queryset(self):
         return selectors.flow_list()
 
     @extend_schema(request=dict, responses={201: FlowOutput, 200: FlowOutput})
@@ -65,7 +65,7 @@ class ExecutionViewSet(
     serializer_class = ExecutionOutput
     filterset_class = ExecutionFilter
 
-    def get_queryset(self):  # noqa: ANN201 - DRF's generic view protocol
+    def get_queryset(self):
         return selectors.execution_list()
 
     @extend_schema(

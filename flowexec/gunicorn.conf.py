@@ -15,7 +15,7 @@ preload_app = False
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 
 
-def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+def post_fork(server, worker):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowexec.settings")
     import django
 

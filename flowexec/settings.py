@@ -176,3 +176,46 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
+
+# --- flowexec: scale-out (Celery workers; see docs/scale-out.md) ---------------------------------
+# Read only when FLOWEXEC_BROKER_URL is set: the service publishes async executions as
+# `executions.tasks.run_execution` and `celery -A flowexec worker` processes run them.
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+# A running execution whose runner has not reported for this long is failed as interrupted.
+FLOWEXEC_STALE_AFTER = _env_seconds("FLOWEXEC_STALE_AFTER", 60.0)
+# Redis transport: an unacknowledged task (its worker was killed) goes back to the queue after this long.
+FLOWEXEC_BROKER_VISIBILITY_TIMEOUT = _env_seconds("FLOWEXEC_BROKER_VISIBILITY_TIMEOUT", 3600.0)
+
+CELERY_BROKER_URL = FLOWEXEC_BROKER_URL or None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": FLOWEXEC_BROKER_VISIBILITY_TIMEOUT,
+    # How often workers look for expired unacknowledged tasks: often enough for the timeout above.
+    "unacked_restore_interval": max(1, min(10, int(FLOWEXEC_BROKER_VISIBILITY_TIMEOUT / 4))),
+    "unacked_restore_throttle": 1 if FLOWEXEC_BROKER_VISIBILITY_TIMEOUT <= 300 else 10,
+}
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("FLOWEXEC_CELERY_QUEUE", "") or "flowexec"
+# At-least-once: acknowledge after the task ran, one task reserved per worker process, and a task
+# whose worker process died goes back to the queue (executions.tasks makes redelivery safe).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# --- end of scale-out block ---------------------------------------------------------------------

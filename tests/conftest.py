@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import itertools
+from collections.abc import Iterator
+from typing import Any
 
-# Before Django loads settings: the tests run with DEBUG on, and the pytest process exports
-# nothing over the network (its spans go to the in-memory exporter below).
-os.environ.setdefault("DJANGO_DEBUG", "1")
-os.environ["OTEL_TRACES_EXPORTER"] = "none"
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import itertools  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-
-from tests.live import LiveService, require_service, start_service  # noqa: E402
+from tests.live import LiveService, require_service, start_service
 
 __all__ = ["LiveService", "require_service", "start_service"]
 

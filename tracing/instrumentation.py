@@ -45,6 +45,8 @@ def _instrument_libraries(*, database: bool) -> None:
     URLLib3Instrumentor().instrument()
     if database:
         _instrument_database()
+    if _broker_configured():
+        _instrument_celery()
 
 
 def _instrument_database() -> None:
@@ -59,3 +61,18 @@ def _instrument_database() -> None:
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
         PsycopgInstrumentor().instrument(enable_commenter=False)
+
+
+def _broker_configured() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "FLOWEXEC_BROKER_URL", ""))
+
+
+def _instrument_celery() -> None:
+    """Publish spans in the service, run spans in workers; the trace context travels in the task headers."""
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    instrumentor = CeleryInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
