@@ -87,9 +87,7 @@ def spans_from_request(request: trace_service_pb2.ExportTraceServiceRequest) -> 
                         service_name=str(resource.get("service.name", "")),
                         attributes=key_values(span.attributes),
                         events=[(event.name, key_values(event.attributes)) for event in span.events],
-                        status_code=trace_pb2.Status.StatusCode.Name(span.status.code).removeprefix(
-                            "STATUS_CODE_"
-                        ),
+                        status_code=trace_pb2.Status.StatusCode.Name(span.status.code).removeprefix("STATUS_CODE_"),
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
                         resource=resource,

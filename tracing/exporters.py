@@ -87,9 +87,7 @@ def _otlp_timeout() -> float | None:
     return DEFAULT_OTLP_TIMEOUT_SECONDS
 
 
-def otlp_exporter(
-    *, endpoint: str | None = None, headers: Mapping[str, str] | None = None
-) -> tuple[SpanExporter, str]:
+def otlp_exporter(*, endpoint: str | None = None, headers: Mapping[str, str] | None = None) -> tuple[SpanExporter, str]:
     """The OTLP exporter for the configured protocol and a description of where it sends.
 
     Endpoint and headers from the OTEL_EXPORTER_OTLP_* variables win (the SDK exporters read them, and for
@@ -231,9 +229,7 @@ class WarnOnceExporter(SpanExporter):
         with self._lock:
             if result is SpanExportResult.SUCCESS:
                 if self._failing:
-                    logger.warning(
-                        "trace export to %s recovered; %d span(s) were dropped", self.target, self._dropped
-                    )
+                    logger.warning("trace export to %s recovered; %d span(s) were dropped", self.target, self._dropped)
                 self._failing, self._dropped = False, 0
                 return result
             self._dropped += len(spans)

@@ -210,9 +210,7 @@ def configure_tracing(
         return state
 
 
-def shutdown_provider(
-    provider: TracerProvider, timeout_seconds: float = DEFAULT_FLUSH_TIMEOUT_SECONDS
-) -> bool:
+def shutdown_provider(provider: TracerProvider, timeout_seconds: float = DEFAULT_FLUSH_TIMEOUT_SECONDS) -> bool:
     """Flush and shut provider down on a daemon thread, waiting at most timeout_seconds; True if done.
 
     BatchSpanProcessor.force_flush ignores its timeout and shutdown joins its worker for up to 30 s, and

@@ -159,9 +159,7 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize(
-    ("mode", "processors", "exporter_list"), [("fresh", 2, ["console"]), ("preinstalled", 0, [])]
-)
+@pytest.mark.parametrize(("mode", "processors", "exporter_list"), [("fresh", 2, ["console"]), ("preinstalled", 0, [])])
 def test_configure_tracing_runs_once_and_keeps_a_preinstalled_provider(mode, processors, exporter_list):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DJANGO_"))}
     proc = subprocess.run(
