@@ -100,9 +100,7 @@ class RunResult:
     steps: tuple[StepOutcome, ...]
 
 
-def load(
-    source: str | bytes | Mapping[str, Any], *, max_bytes: int = DEFAULT_MAX_DEFINITION_BYTES
-) -> dict[str, Any]:
+def load(source: str | bytes | Mapping[str, Any], *, max_bytes: int = DEFAULT_MAX_DEFINITION_BYTES) -> dict[str, Any]:
     """Turn JSON or YAML text (or a parsed mapping) into a JSON-serialisable dict, or FlowValidationError."""
     if isinstance(source, Mapping):
         try:

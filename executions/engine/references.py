@@ -1,7 +1,6 @@
-"""`${inputs.NAME}` and `${steps.STEP.output.path}` references: find them, check their syntax, resolve them.
+"""`${inputs.NAME}` / `${steps.STEP.output.path}` references: find, check and resolve them by plain lookup."""
 
-Resolution is a plain dict/list lookup; nothing is ever evaluated.
-"""
+# Resolution only walks dicts and lists by key/index: nothing in a definition is ever evaluated.
 
 from __future__ import annotations
 

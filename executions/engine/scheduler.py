@@ -1,10 +1,9 @@
-"""Run a FlowDefinition: a DAG of steps on a bounded thread pool, with retries, timeouts and spans.
+"""Run a FlowDefinition: a DAG of steps on a bounded thread pool, with retries, timeouts and spans."""
 
-Threads: the caller's thread schedules and polls `hooks.is_cancelled()`; a pool of `max_workers`
-threads drives steps (attempts and retries); each attempt body runs on its own daemon thread so an
-attempt that overruns its timeout is abandoned without holding a pool slot.
-Steps that never started are left out of `RunResult.steps`.
-"""
+# Threads: the caller's thread schedules steps and polls `hooks.is_cancelled()`; a pool of
+# `max_workers` threads drives steps (attempts and retries); each attempt body runs on its own daemon
+# thread, so an attempt that overruns its timeout is abandoned without holding a pool slot.
+# Steps that never started are left out of `RunResult.steps`.
 
 from __future__ import annotations
 
@@ -40,8 +39,8 @@ from .steps import STEP_TYPES, StepContext
 
 tracer = trace.get_tracer(TRACER_NAME)
 
-# How often the scheduler asks hooks.is_cancelled() while steps are running.
-CANCEL_POLL_SECONDS = 0.05
+# How often the scheduler asks hooks.is_cancelled() while steps run; the hook may query a database.
+CANCEL_POLL_SECONDS = 0.25
 
 
 def run(

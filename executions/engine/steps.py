@@ -206,9 +206,7 @@ class HttpStep:
         """Method, url, headers and body must be well-formed; hosts are checked when the step runs."""
         problems = _check_string(fields, "url") + _check_string(fields, "body")
         method = fields.get("method", "GET")
-        if not _dynamic(method, resolved) and (
-            not isinstance(method, str) or method.upper() not in HTTP_METHODS
-        ):
+        if not _dynamic(method, resolved) and (not isinstance(method, str) or method.upper() not in HTTP_METHODS):
             problems.append(f'"method" must be one of {", ".join(sorted(HTTP_METHODS))}')
         headers = fields.get("headers", {})
         if not _dynamic(headers, resolved) and (

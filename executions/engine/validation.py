@@ -165,9 +165,7 @@ def _parse_step(
         elif target not in known:
             problems.append(f'{label}: unknown step "{target}" in after')
     timeout = step.get("timeout")
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
-    ):
+    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
         problems.append(f'{label}: "timeout" must be a positive number of seconds')
     retries = step.get("retries", 0)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
@@ -238,11 +236,9 @@ def _check_cycles(specs: list[StepSpec], problems: list[str]) -> None:
 
 
 def bind_inputs(definition: FlowDefinition, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Check run inputs against the definition and apply defaults; FlowValidationError lists every problem.
-
-    Strings are accepted for integer, number and boolean inputs when they convert exactly
-    ("3", "2.5", "true"), since command lines and query strings only carry text.
-    """
+    """Check run inputs against the definition and apply defaults; FlowValidationError lists every problem."""
+    # Text is accepted for integer, number and boolean inputs when it converts exactly ("3", "2.5",
+    # "true"): command lines and query strings only carry text.
     problems = [f'input "{name}": unknown input' for name in inputs if name not in definition.inputs]
     bound: dict[str, Any] = {}
     for name, spec in definition.inputs.items():

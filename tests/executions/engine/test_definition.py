@@ -242,7 +242,5 @@ def test_engine_imports_without_django_or_the_sdk():
         "print(bad); sys.exit(1 if bad else 0)"
     )
     root = Path(__file__).resolve().parents[3]
-    completed = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=30
-    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=30)
     assert completed.returncode == 0, completed.stdout + completed.stderr

@@ -20,9 +20,7 @@ def config_with(**functions: Callable[..., Any]) -> engine.EngineConfig:
     return engine.EngineConfig(python_functions={**engine.builtin_functions(), **functions})
 
 
-def run_flow(
-    document: dict, config: engine.EngineConfig, hooks: Any = None, **inputs: Any
-) -> engine.RunResult:
+def run_flow(document: dict, config: engine.EngineConfig, hooks: Any = None, **inputs: Any) -> engine.RunResult:
     """Parse, bind and run a document."""
     definition = engine.parse(document, config=config)
     return engine.run(definition, engine.bind_inputs(definition, inputs), config=config, hooks=hooks)
@@ -83,16 +81,11 @@ def test_a_flow_runs_in_dependency_order_and_resolves_outputs():
     }
     hooks = RecordingHooks()
     result = run_flow(document, engine.EngineConfig(), hooks, name="ada")
-    assert result == engine.RunResult(
-        "succeeded", {"greeting": "HELLO, ADA!", "four": 4, "n": 2}, None, result.steps
-    )
+    assert result == engine.RunResult("succeeded", {"greeting": "HELLO, ADA!", "four": 4, "n": 2}, None, result.steps)
     steps = outcomes(result)
     assert steps["hello"].finished_at <= steps["shout"].started_at
     assert all(o.status == "succeeded" and o.attempts == 1 and o.error is None for o in result.steps)
-    assert all(
-        o.started_at.tzinfo is not None and o.started_at.utcoffset().total_seconds() == 0
-        for o in result.steps
-    )
+    assert all(o.started_at.tzinfo is not None and o.started_at.utcoffset().total_seconds() == 0 for o in result.steps)
     assert sorted(o.name for o in hooks.finished) == ["double", "hello", "shout"]
 
 
@@ -189,9 +182,7 @@ def test_retries_count_attempts():
         return "third time lucky"
 
     hooks = RecordingHooks()
-    result = run_flow(
-        {"name": "r", "steps": [call("flaky", "flaky", retries=2)]}, config_with(flaky=flaky), hooks
-    )
+    result = run_flow({"name": "r", "steps": [call("flaky", "flaky", retries=2)]}, config_with(flaky=flaky), hooks)
     flaky_outcome = outcomes(result)["flaky"]
     assert (flaky_outcome.status, flaky_outcome.attempts, flaky_outcome.output) == (
         "succeeded",
@@ -242,9 +233,7 @@ def test_step_timeout_fails_promptly_and_releases_the_pool():
 
 def test_step_timeout_message():
     release = threading.Event()
-    config = engine.EngineConfig(
-        python_functions={"block": lambda: release.wait(WAIT)}, default_step_timeout=0.2
-    )
+    config = engine.EngineConfig(python_functions={"block": lambda: release.wait(WAIT)}, default_step_timeout=0.2)
     try:
         result = run_flow({"name": "t", "steps": [call("slow", "block")]}, config)
     finally:
@@ -258,9 +247,7 @@ def test_sleep_wakes_early_on_timeout():
     result = run_flow(document, engine.EngineConfig())
     assert result.error == 'step "nap": timed out after 0.1s'
     deadline = time.monotonic() + WAIT
-    while (
-        any(thread.name == "flowexec-nap" for thread in threading.enumerate()) and time.monotonic() < deadline
-    ):
+    while any(thread.name == "flowexec-nap" for thread in threading.enumerate()) and time.monotonic() < deadline:
         threading.Event().wait(0.01)  # bounded poll for the abandoned thread to exit
     assert not any(thread.name == "flowexec-nap" for thread in threading.enumerate())
     assert time.monotonic() - began < WAIT
@@ -327,9 +314,7 @@ def test_pool_size_bounds_concurrent_steps():
             state["active"] -= 1
 
     config = engine.EngineConfig(python_functions={"hold": hold}, max_workers=2)
-    definition = engine.parse(
-        {"name": "p", "steps": [call(f"s{index}", "hold") for index in range(5)]}, config=config
-    )
+    definition = engine.parse({"name": "p", "steps": [call(f"s{index}", "hold") for index in range(5)]}, config=config)
     results: list[engine.RunResult] = []
     runner = threading.Thread(target=lambda: results.append(engine.run(definition, {}, config=config)))
     runner.start()

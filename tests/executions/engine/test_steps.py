@@ -80,9 +80,7 @@ def server() -> Iterator[LocalServer]:
 
 def run_step(step: dict, config: engine.EngineConfig = ALLOW_LOCAL, **inputs: Any) -> engine.RunResult:
     """Run a one-step flow whose output is the step's output."""
-    declared = {
-        name: {"type": "object" if isinstance(value, dict) else "string"} for name, value in inputs.items()
-    }
+    declared = {name: {"type": "object" if isinstance(value, dict) else "string"} for name, value in inputs.items()}
     document = {
         "name": "one",
         "inputs": declared,
@@ -141,9 +139,7 @@ def test_http_allowlist_entries_may_name_a_port(server: LocalServer) -> None:
 
 
 def test_http_url_from_a_reference_is_checked_at_run_time(server: LocalServer) -> None:
-    result = run_step(
-        {"name": "get", "type": "http", "url": "${inputs.target}"}, target="http://evil.example/"
-    )
+    result = run_step({"name": "get", "type": "http", "url": "${inputs.target}"}, target="http://evil.example/")
     assert result.error == 'step "get": host "evil.example" is not in the allowed hosts'
 
 
@@ -185,9 +181,7 @@ def test_http_unreachable_host_fails_the_step() -> None:
 
 def test_template_substitutes_without_evaluating() -> None:
     template = "{0.__class__} {{7*7}} $x ${inputs.name}: ${inputs.meta.role}"
-    result = run_step(
-        {"name": "t", "type": "template", "template": template}, name="ada", meta={"role": "admin"}
-    )
+    result = run_step({"name": "t", "type": "template", "template": template}, name="ada", meta={"role": "admin"})
     assert result.outputs == {"out": "{0.__class__} {{7*7}} $x ada: admin"}
 
 
@@ -201,16 +195,12 @@ def test_template_attribute_access_is_rejected_or_not_evaluated() -> None:
         run_step({"name": "t", "type": "template", "template": "${inputs.name.__class__}"}, name="ada")
     with pytest.raises(engine.FlowValidationError, match="malformed expression"):
         run_step({"name": "t", "type": "template", "template": "${inputs.name.__class__()}"}, name="ada")
-    result = run_step(
-        {"name": "t", "type": "template", "template": "${inputs.meta.__class__}"}, meta={"a": 1}
-    )
+    result = run_step({"name": "t", "type": "template", "template": "${inputs.meta.__class__}"}, meta={"a": 1})
     assert result.error == 'step "t": cannot resolve ${inputs.meta.__class__}: no "__class__" in object'
 
 
 def test_fail_step_uses_its_message() -> None:
-    assert (
-        run_step({"name": "boom", "type": "fail", "message": "on purpose"}).error == 'step "boom": on purpose'
-    )
+    assert run_step({"name": "boom", "type": "fail", "message": "on purpose"}).error == 'step "boom": on purpose'
     assert run_step({"name": "boom", "type": "fail"}).error == 'step "boom": failed'
 
 

@@ -24,9 +24,7 @@ from tracing.attributes import (
 caller = trace.get_tracer("tests.engine")
 
 
-def run_in_span(
-    document: dict, config: engine.EngineConfig, hooks: Any = None
-) -> tuple[engine.RunResult, Any]:
+def run_in_span(document: dict, config: engine.EngineConfig, hooks: Any = None) -> tuple[engine.RunResult, Any]:
     """Run a flow inside a caller span, as the service does; return the result and the caller's span."""
     definition = engine.parse(document, config=config)
     with caller.start_as_current_span("execute_flow test") as span:
@@ -165,9 +163,7 @@ def test_sub_flow_spans_nest_under_the_calling_step(spans):
 @pytest.mark.parametrize("record_content", [True, False])
 def test_timed_out_attempt_span_is_ended_with_error(spans, record_content):
     release = threading.Event()
-    config = engine.EngineConfig(
-        python_functions={"block": lambda: release.wait(5)}, record_content=record_content
-    )
+    config = engine.EngineConfig(python_functions={"block": lambda: release.wait(5)}, record_content=record_content)
     document = {
         "name": "t",
         "steps": [{"name": "slow", "type": "python", "function": "block", "timeout": 0.1}],

@@ -125,10 +125,7 @@ def test_paths_into_object_inputs_are_allowed():
 
 def test_references_in_typed_fields_are_left_for_run_time():
     step = {"name": "p", "type": "sleep", "seconds": "${inputs.wait}"}
-    assert (
-        engine.parse(flow(step, inputs={"wait": {"type": "number"}})).steps[0].config["seconds"]
-        == "${inputs.wait}"
-    )
+    assert engine.parse(flow(step, inputs={"wait": {"type": "number"}})).steps[0].config["seconds"] == "${inputs.wait}"
 
 
 def test_duplicate_step_names():
