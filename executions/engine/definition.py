@@ -112,15 +112,28 @@ def load(source: str | bytes | Mapping[str, Any], *, max_bytes: int = DEFAULT_MA
     raw = source.encode() if isinstance(source, str) else source
     _check_size(len(raw), max_bytes)
     try:
-        document = yaml.safe_load(raw)  # YAML is a superset of JSON, so one parser reads both
-    except yaml.YAMLError as exc:
-        raise FlowValidationError([f"definition is neither valid JSON nor YAML: {_first_line(exc)}"]) from exc
+        document = json.loads(raw)
+    except ValueError:
+        try:
+            document = yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader: plain data only
+        except yaml.YAMLError as exc:
+            raise FlowValidationError([f"definition is neither valid JSON nor YAML: {_first_line(exc)}"]) from exc
     if not isinstance(document, dict):
         raise FlowValidationError(["definition must be an object"])
     try:
         return json.loads(json.dumps(document))
     except (TypeError, ValueError) as exc:
         raise FlowValidationError([f"definition is not JSON-serialisable: {exc}"]) from exc
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases, which could expand a small text into a huge document."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Refuse aliases; compose everything else as usual."""
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases are not allowed", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 def _check_size(size: int, max_bytes: int) -> None:

@@ -97,6 +97,12 @@ def test_load_rejects_unusable_text(source, problem):
     assert caught.value.code == "invalid_flow"
 
 
+def test_load_rejects_yaml_aliases():
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    with pytest.raises(engine.FlowValidationError, match="aliases are not allowed"):
+        engine.load(bomb)
+
+
 def test_load_rejects_oversized_text_and_mappings():
     with pytest.raises(engine.FlowValidationError, match=r"definition is too large: 2\d\d bytes \(max 100\)"):
         engine.load(json.dumps({"name": "x" * 200}), max_bytes=100)
