@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ def _database_for(directory: Path) -> str:
     if postgres:
         return _postgres_database(postgres)
     if "sqlite" not in _template:
-        template = Path(os.environ.get("PYTEST_LIVE_TEMPLATE_DIR", "/tmp")) / f"flowexec-live-{uuid.uuid4().hex}.sqlite3"
+        template = Path(tempfile.gettempdir()) / f"flowexec-live-{uuid.uuid4().hex}.sqlite3"
         _prepare(f"sqlite:///{template}")
         _template["sqlite"] = str(template)
     target = directory / "db.sqlite3"
