@@ -193,6 +193,8 @@ def _run_traced(execution: Execution, depth: int) -> RunResult:
             result = RunResult(status="failed", outputs={}, error=f"internal error: {exc}", steps=())
         if result.status == "failed":
             span.set_status(Status(StatusCode.ERROR, result.error))
+        logger.info("execution %s of %s v%s %s", execution.pk, execution.flow_name, execution.flow_version,
+                    result.status)
     return result
 
 

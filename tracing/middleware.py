@@ -11,6 +11,7 @@ from opentelemetry import trace
 
 from tracing import attributes as keys
 from tracing import conf
+from tracing.propagation import traceresponse_header
 
 # A request id we accept from a caller: printable, no separators that could split logs, bounded.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
@@ -35,7 +36,7 @@ class HeaderAttributesMiddleware:
         response[keys.REQUEST_ID_HEADER] = request.request_id
         span_context = span.get_span_context()
         if span_context.is_valid:
-            response["traceresponse"] = traceresponse(span_context)
+            response["traceresponse"] = traceresponse_header(span_context)
         return response
 
     @staticmethod
@@ -57,10 +58,3 @@ class HeaderAttributesMiddleware:
             if value:
                 span.set_attribute(attribute, value[:limit])
 
-
-def traceresponse(span_context: trace.SpanContext) -> str:
-    """W3C Trace Context Level 2 `traceresponse` value for a span."""
-    return (
-        f"00-{trace.format_trace_id(span_context.trace_id)}-"
-        f"{trace.format_span_id(span_context.span_id)}-{span_context.trace_flags:02x}"
-    )

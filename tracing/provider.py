@@ -7,13 +7,20 @@ import logging
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
+from opentelemetry.sdk.resources import (
+    SERVICE_INSTANCE_ID,
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    OTELResourceDetector,
+    Resource,
+)
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
@@ -47,10 +54,16 @@ def sdk_disabled() -> bool:
 
 
 def build_resource(service_name: str) -> Resource:
-    """service.name/version defaults, overridden by OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME."""
+    """service.name/version/instance.id defaults, overridden by OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+
+    service.instance.id is a UUID per provider (so per process, per gunicorn or Celery worker), as the
+    semantic conventions recommend: it tells apart the workers of one service.
+    """
     from flowexec import __version__
 
-    defaults = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: __version__})
+    defaults = Resource.create(
+        {SERVICE_NAME: service_name, SERVICE_VERSION: __version__, SERVICE_INSTANCE_ID: str(uuid.uuid4())}
+    )
     # Resource.create lets the passed attributes win over the environment; the environment must win here.
     return defaults.merge(OTELResourceDetector().detect())
 

@@ -1,0 +1,183 @@
+"""The real service exports its spans on the wire: OTLP/HTTP, OTLP/gRPC, Jaeger thrift, console, none."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live import LiveService, start_service, wait_until
+from tests.otlp_receiver import GrpcOtlpReceiver, JaegerUdpReceiver, OtlpReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.slow
+
+FAST_BATCHES = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
+
+
+def run_hello(service: LiveService, **headers: str) -> dict[str, Any]:
+    response = service.request(
+        "POST", "/api/executions/", body=json.dumps({"flow": "hello", "inputs": {"name": "Ada"}}),
+        headers={"Content-Type": "application/json", **headers},
+    )
+    assert response.status == 201, response.data
+    return json.loads(response.data)
+
+
+def assert_one_tree(spans: list[ReceivedSpan], trace_id: str) -> None:
+    """server -> execute_flow -> steps, all in one trace, all from flowexec-service."""
+    mine = {span.name: span for span in spans if span.trace_id == trace_id}
+    server = next(span for span in mine.values() if span.kind == "SERVER")
+    execute = mine["execute_flow hello"]
+    assert execute.parent_id == server.span_id
+    assert execute.attributes["flow.name"] == "hello"
+    for step in ["step hello", "step shout"]:
+        assert mine[step].parent_id == execute.span_id, step
+    assert {span.service_name for span in mine.values()} == {"flowexec-service"}
+
+
+def has_execution_tree(trace_id: str) -> Any:
+    def check(spans: list[ReceivedSpan]) -> bool:
+        names = {span.name for span in spans if span.trace_id == trace_id}
+        return {"execute_flow hello", "step hello", "step shout"} <= names and any(
+            span.kind == "SERVER" for span in spans if span.trace_id == trace_id
+        )
+
+    return check
+
+
+def test_otlp_http_export_forms_one_tree(tmp_path: Path) -> None:
+    with OtlpReceiver() as receiver:
+        service = start_service(tmp_path, env={
+            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FAST_BATCHES,
+        })
+        try:
+            body = run_hello(service)
+            spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=20)
+        finally:
+            service.stop()
+    assert_one_tree(spans, body["trace_id"])
+    assert "tracing enabled: service.name=flowexec-service" in service.log()
+
+
+def test_otlp_grpc_export_forms_one_tree(tmp_path: Path) -> None:
+    with GrpcOtlpReceiver() as receiver:
+        service = start_service(tmp_path, env={
+            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://{receiver.endpoint}", **FAST_BATCHES,
+        })
+        try:
+            body = run_hello(service)
+            spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=20)
+        finally:
+            service.stop()
+    assert_one_tree(spans, body["trace_id"])
+
+
+def test_jaeger_thrift_export_decodes_with_names_tags_and_service(tmp_path: Path) -> None:
+    with JaegerUdpReceiver() as receiver:
+        service = start_service(tmp_path, env={
+            "OTEL_TRACES_EXPORTER": "jaeger", "OTEL_EXPORTER_JAEGER_AGENT_HOST": "127.0.0.1",
+            "OTEL_EXPORTER_JAEGER_AGENT_PORT": str(receiver.port), **FAST_BATCHES,
+        })
+        try:
+            body = run_hello(service)
+            spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=20)
+        finally:
+            service.stop()
+    assert_one_tree(spans, body["trace_id"])
+    execute = next(span for span in spans if span.name == "execute_flow hello")
+    assert execute.attributes["flow.execution.id"] == body["id"]
+
+
+def test_console_exporter_prints_spans(tmp_path: Path) -> None:
+    service = start_service(tmp_path, env={"OTEL_TRACES_EXPORTER": "console"})
+    try:
+        body = run_hello(service)
+        wait_until(lambda: '"name": "execute_flow hello"' in service.log(), timeout=20, message="console span")
+    finally:
+        service.stop()
+    assert body["trace_id"] in service.log().replace("0x", "")
+
+
+# Exports only at shutdown: gunicorn stops its workers gracefully and each flushes on exit, so an
+# empty receiver after stop() means nothing was exported, not that nothing was exported yet.
+FLUSH_AT_EXIT = {"OTEL_BSP_SCHEDULE_DELAY": "600000"}
+
+
+def test_spans_queued_at_shutdown_are_flushed_on_exit(tmp_path: Path) -> None:
+    with OtlpReceiver() as receiver:
+        service = start_service(tmp_path, server="gunicorn", workers=1, env={
+            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FLUSH_AT_EXIT,
+        })
+        body = run_hello(service)
+        assert receiver.requests == []
+        service.stop()
+        receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=10)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"OTEL_TRACES_EXPORTER": "none"}, {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}],
+    ids=["exporter-none", "sdk-disabled"],
+)
+def test_no_export_and_the_service_still_works(tmp_path: Path, env: dict[str, str]) -> None:
+    with OtlpReceiver() as receiver:
+        service = start_service(tmp_path, server="gunicorn", workers=1, env={
+            **env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FLUSH_AT_EXIT,
+        })
+        try:
+            body = run_hello(service)
+            assert body["status"] == "succeeded"
+        finally:
+            service.stop()
+        assert service.process.returncode == 0
+        assert receiver.requests == []
+    if "OTEL_SDK_DISABLED" in env:
+        assert "tracing disabled (OTEL_SDK_DISABLED=true)" in service.log()
+
+
+def test_gunicorn_exports_spans_from_both_workers(tmp_path: Path) -> None:
+    with OtlpReceiver() as receiver:
+        service = start_service(tmp_path, server="gunicorn", workers=2, env={
+            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FAST_BATCHES,
+        })
+
+        def instances(spans: list[ReceivedSpan]) -> bool:
+            return len({s.resource.get("service.instance.id") for s in spans if s.name == "execute_flow hello"}) >= 2
+
+        try:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                # Concurrent requests spread over the sync workers; stop as soon as both have exported.
+                for _ in range(10):
+                    list(pool.map(lambda _: run_hello(service), range(8)))
+                    if instances(receiver.spans()):
+                        break
+            spans = receiver.wait_for(instances, timeout=20)
+        finally:
+            service.stop()
+    assert {s.service_name for s in spans} == {"flowexec-service"}
+
+
+def test_database_spans_and_traced_log_lines(tmp_path: Path) -> None:
+    with OtlpReceiver() as receiver:
+        service = start_service(tmp_path, env={
+            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+            "FLOWEXEC_TRACE_DATABASE": "1", **FAST_BATCHES,
+        })
+        try:
+            body = run_hello(service)
+            spans = receiver.wait_for(
+                lambda spans: any(s.attributes.get("db.system") == "sqlite" and s.trace_id == body["trace_id"]
+                                  for s in spans),
+                timeout=20,
+            )
+        finally:
+            service.stop()
+    execute = next(s for s in spans if s.name == "execute_flow hello")
+    assert any(s.parent_id == execute.span_id and "db.system" in s.attributes for s in spans)
+    logged = [line for line in service.log().splitlines() if f"execution {body['id']} of hello" in line]
+    assert len(logged) == 1
+    assert f"trace_id={body['trace_id']} span_id={body['span_id']}" in logged[0]
