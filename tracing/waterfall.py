@@ -13,6 +13,7 @@ from tracing.store.selectors import trace_get, walk_tree
 TICKS = 5
 INDENT_EM = 1.2
 MAX_INDENT_DEPTH = 20
+SERVICE_COLOURS = 6  # svc-0 .. svc-5 in tracing/waterfall.css
 STATUS_CLASSES = {Span.Status.ERROR: "error", Span.Status.OK: "ok", Span.Status.UNSET: "unset"}
 
 
@@ -34,6 +35,7 @@ class WaterfallBar:
     name: str
     kind: str
     service_name: str
+    service_class: str
     status: str
     status_class: str
     status_message: str
@@ -74,7 +76,11 @@ def trace_waterfall(trace_id: str) -> Waterfall | None:
     if trace is None:
         return None
     total_us = max(_microseconds(trace.end_time - trace.start_time), 1)
-    bars = [_bar(node.span, node.depth, trace.start_time, total_us) for node in walk_tree(trace.roots)]
+    service_classes = {name: f"svc-{index % SERVICE_COLOURS}" for index, name in enumerate(trace.services)}
+    bars = [
+        _bar(node.span, node.depth, trace.start_time, total_us, service_classes[node.span.service_name])
+        for node in walk_tree(trace.roots)
+    ]
     return Waterfall(
         trace_id=trace.trace_id,
         start_time=trace.start_time,
@@ -89,7 +95,7 @@ def trace_waterfall(trace_id: str) -> Waterfall | None:
     )
 
 
-def _bar(span: Span, depth: int, trace_start: datetime, total_us: int) -> WaterfallBar:
+def _bar(span: Span, depth: int, trace_start: datetime, total_us: int, service_class: str) -> WaterfallBar:
     offset_us = _microseconds(span.start_time - trace_start)
     left = min(100 * offset_us / total_us, 100.0)
     width = min(100 * span.duration_ns / 1000 / total_us, 100.0 - left)
@@ -99,6 +105,7 @@ def _bar(span: Span, depth: int, trace_start: datetime, total_us: int) -> Waterf
         name=span.name,
         kind=span.kind,
         service_name=span.service_name,
+        service_class=service_class,
         status=span.status,
         status_class=STATUS_CLASSES.get(span.status, "unset"),
         status_message=span.status_message,

@@ -1,0 +1,142 @@
+"""The store exporter and writer: SDK spans become rows in batches, idempotently; retention bounds the table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError
+from django.utils import timezone
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode, format_trace_id
+
+from tracing.models import Span
+from tracing.store import retention
+from tracing.store.exporter import StoreSpanExporter
+from tracing.store.rows import SpanRow, span_row
+from tracing.store.writer import SpanWriter, write_rows
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SECOND_NS = 1_000_000_000
+
+
+def make_row(span_id: str, *, start: Any = None, trace_id: str = "ab" * 16, duration_ns: int = 1000) -> SpanRow:
+    start_ns = int((start or timezone.now()).timestamp() * SECOND_NS)
+    return span_row(
+        trace_id=trace_id, span_id=span_id, parent_id="", name=f"span {span_id}", kind="INTERNAL",
+        start_ns=start_ns, end_ns=start_ns + duration_ns, status="UNSET", status_message="",
+        attributes={}, events=[], resource={"service.name": "test"},
+    )  # fmt: skip
+
+
+def finished_spans() -> list[ReadableSpan]:
+    """A server span with an internal child that failed, recorded in memory by a local provider."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "store-test", "deployment": "ci"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests")
+    server = tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER, attributes={"http.status_code": 200})
+    step = tracer.start_as_current_span("step boom", attributes={"flow.step.attempt": 2, "tags": ("a", "b")})
+    with server, step as child:
+        child.add_event("flow.step.input", {"content": '{"x": 1}'})
+        child.set_status(Status(StatusCode.ERROR, "boom"))
+    return list(memory.get_finished_spans())
+
+
+def test_batch_processor_stores_spans_with_tree_attributes_events_and_resource() -> None:
+    spans = finished_spans()
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(StoreSpanExporter())
+    provider.add_span_processor(processor)
+    for span in spans:
+        processor.on_end(span)
+    assert processor.force_flush(10_000)
+    processor.shutdown()
+
+    server, child = spans[1], spans[0]
+    trace_id = format_trace_id(server.context.trace_id)
+    rows = {row.name: row for row in Span.objects.filter(trace_id=trace_id)}
+    assert set(rows) == {"GET /x", "step boom"}
+    root, step = rows["GET /x"], rows["step boom"]
+    assert root.kind == "SERVER" and root.parent_id == "" and root.span_id == f"{server.context.span_id:016x}"
+    assert step.parent_id == root.span_id and step.kind == "INTERNAL"
+    assert step.status == "ERROR" and step.status_message == "boom"
+    assert step.attributes == {"flow.step.attempt": 2, "tags": ["a", "b"]}
+    assert step.events == [
+        {"name": "flow.step.input", "time_unix_nano": child.events[0].timestamp, "attributes": {"content": '{"x": 1}'}}
+    ]
+    assert step.service_name == "store-test" and step.resource["deployment"] == "ci"
+    assert step.duration_ns == child.end_time - child.start_time
+    assert root.start_time <= step.start_time and step.end_time <= root.end_time
+
+
+def test_exporting_the_same_spans_twice_stores_each_once() -> None:
+    spans = finished_spans()
+    exporter = StoreSpanExporter()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert Span.objects.count() == 2
+
+
+def test_export_reports_failure_instead_of_raising_when_the_database_refuses(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(Span.objects, "bulk_create", refuse)
+    assert StoreSpanExporter().export(finished_spans()) is SpanExportResult.FAILURE
+    assert "could not store spans" in caplog.text
+
+
+def test_writer_writes_queued_rows_in_the_background_and_refuses_what_does_not_fit() -> None:
+    writer = SpanWriter(max_queued=3, batch_size=2)
+    assert writer.submit([make_row(f"{n:016x}") for n in range(1, 4)])
+    assert writer.flush(10)
+    assert Span.objects.count() == 3
+    assert not SpanWriter(max_queued=3).submit([make_row(f"{n:016x}") for n in range(10, 14)])
+    assert Span.objects.count() == 3
+
+
+def test_prune_removes_spans_older_than_the_age_limit_and_keeps_recent_ones() -> None:
+    now = timezone.now()
+    write_rows([make_row("0000000000000001", start=now - timedelta(days=10)), make_row("0000000000000002", start=now)])
+    assert retention.prune_spans(max_age_days=7, max_rows=None) == 1
+    assert list(Span.objects.values_list("span_id", flat=True)) == ["0000000000000002"]
+
+
+def test_prune_keeps_only_the_newest_rows_beyond_the_row_limit() -> None:
+    now = timezone.now()
+    write_rows([make_row(f"{n:016x}", start=now - timedelta(minutes=n)) for n in range(1, 6)])
+    assert retention.prune_spans(max_age_days=None, max_rows=2) == 3
+    assert sorted(Span.objects.values_list("span_id", flat=True)) == [f"{1:016x}", f"{2:016x}"]
+
+
+def test_prunespans_command_applies_the_settings(settings: Any) -> None:
+    settings.FLOWEXEC_SPAN_RETENTION_DAYS = 1
+    settings.FLOWEXEC_SPAN_RETENTION_MAX_ROWS = 0
+    now = timezone.now()
+    write_rows([make_row("0000000000000001", start=now - timedelta(days=2)), make_row("0000000000000002", start=now)])
+    out = StringIO()
+    call_command("prunespans", stdout=out)
+    assert out.getvalue().strip() == "Deleted 1 spans."
+    assert Span.objects.count() == 1
+
+
+def test_writes_prune_opportunistically_at_most_once_per_interval(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.FLOWEXEC_SPAN_RETENTION_MAX_ROWS = 2
+    monkeypatch.setattr(retention, "_next_prune_at", 0.0)
+    now = timezone.now()
+    write_rows([make_row(f"{n:016x}", start=now - timedelta(minutes=n)) for n in range(1, 4)])
+    assert Span.objects.count() == 2
+    write_rows([make_row(f"{n:016x}", start=now) for n in range(10, 12)])
+    assert Span.objects.count() == 4
