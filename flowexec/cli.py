@@ -113,9 +113,7 @@ def _common_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="X-Request-ID to send (default: a new UUID)",
     )
-    common.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON"
-    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON")
     common.add_argument(
         "--timeout",
         type=float,
@@ -160,13 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="submit, then poll until finished showing progress")
 
     add("get", "show one execution").add_argument("id", metavar="ID", help="execution id")
-    add("cancel", "cancel a pending or running execution").add_argument(
-        "id", metavar="ID", help="execution id"
-    )
+    add("cancel", "cancel a pending or running execution").add_argument("id", metavar="ID", help="execution id")
     listing = add("list", "list recent executions")
-    listing.add_argument(
-        "--status", choices=sorted(FINISHED | {"pending", "running"}), help="filter by status"
-    )
+    listing.add_argument("--status", choices=sorted(FINISHED | {"pending", "running"}), help="filter by status")
     listing.add_argument("--flow", help="filter by flow name")
     add("flows", "list the stored flows")
     add("trace", "show a trace as an indented span tree").add_argument("trace_id", metavar="TRACE_ID")
@@ -183,9 +177,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         raise CliError(f"invalid --timeout {timeout:g}: expected a positive number of seconds", EXIT_USAGE)
     request_id = getattr(args, "request_id", None) or str(uuid.uuid4())
     if len(request_id) > 200 or not request_id.isprintable() or any(c.isspace() for c in request_id):
-        raise CliError(
-            f"invalid --request-id {request_id!r}: expected up to 200 visible characters", EXIT_USAGE
-        )
+        raise CliError(f"invalid --request-id {request_id!r}: expected up to 200 visible characters", EXIT_USAGE)
     return Settings(
         url=url,
         token=getattr(args, "token", None) or environ.get("FLOWEXEC_TOKEN") or None,
@@ -224,9 +216,7 @@ def _read_inputs_file(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise CliError(f"cannot read --inputs-file {path!r}: {exc.strerror or exc}", EXIT_USAGE) from exc
     except json.JSONDecodeError as exc:
-        raise CliError(
-            f"invalid --inputs-file {path!r}: not JSON ({exc.msg}, line {exc.lineno})", EXIT_USAGE
-        ) from exc
+        raise CliError(f"invalid --inputs-file {path!r}: not JSON ({exc.msg}, line {exc.lineno})", EXIT_USAGE) from exc
     if not isinstance(data, dict):
         raise CliError(f"invalid --inputs-file {path!r}: expected a JSON object", EXIT_USAGE)
     return data
@@ -309,18 +299,14 @@ class ApiClient:
             errors.NewConnectionError,
             errors.NameResolutionError,
         ) as exc:  # before TimeoutError: a subclass
-            raise CliError(
-                f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE
-            ) from exc
+            raise CliError(f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE) from exc
         except errors.TimeoutError as exc:
             raise CliError(
                 f"timed out after {seconds:g}s waiting for {method} {self.base_url}{path} (see --timeout)",
                 EXIT_UNAVAILABLE,
             ) from exc
         except errors.HTTPError as exc:
-            raise CliError(
-                f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE
-            ) from exc
+            raise CliError(f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE) from exc
         return self._decode(response.status, response.data, method, path)
 
     def _decode(self, status: int, raw: bytes, method: str, path: str) -> Any:
@@ -336,14 +322,10 @@ class ApiClient:
                 ) from None
         if 200 <= status < 300:
             return data
-        detail = describe_error_body(data) or (
-            raw[:200].decode("utf-8", "replace").strip() or f"HTTP {status}"
-        )
+        detail = describe_error_body(data) or (raw[:200].decode("utf-8", "replace").strip() or f"HTTP {status}")
         if status in (401, 403):
             hint = "" if "Authorization" in self._headers else "; set --token or FLOWEXEC_TOKEN"
-            raise CliError(
-                f"authentication refused by {self.base_url} ({status}): {detail}{hint}", EXIT_UNAVAILABLE
-            )
+            raise CliError(f"authentication refused by {self.base_url} ({status}): {detail}{hint}", EXIT_UNAVAILABLE)
         if status == 404:
             raise CliError(f"not found: {detail}", EXIT_USAGE)
         if status >= 500:
@@ -398,10 +380,7 @@ class Tracing:
         from tracing.provider import configure_tracing
 
         headers = {"Authorization": f"Token {settings.token}"} if settings.token else None
-        if not (
-            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-            or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
-        ):
+        if not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")):
             os.environ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = OTLP_TIMEOUT_SECONDS
         state = configure_tracing(
             SERVICE_NAME,
@@ -434,9 +413,7 @@ def command_span(command: str, settings: Settings, attributes: Mapping[str, Any]
     try:
         tracer = trace.get_tracer(attrs.TRACER_NAME, __version__)
         span_attributes = {attrs.REQUEST_ID: settings.request_id, attrs.CLIENT: CLIENT, **attributes}
-        with tracer.start_as_current_span(
-            attrs.CLI_SPAN.format(command=command), attributes=span_attributes
-        ) as span:
+        with tracer.start_as_current_span(attrs.CLI_SPAN.format(command=command), attributes=span_attributes) as span:
             yield span
     finally:
         context.detach(token)
@@ -465,24 +442,20 @@ class Context:
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     """Submit an execution; wait for it (on the service, or by polling with --wait) and print the result."""
-    poll = args.wait
-    body = {
-        "flow": args.flow,
-        "inputs": args.input_values,
-        "wait": not (poll or args.async_),
-        "client": CLIENT,
-    }
+    waiting = args.wait or not args.async_
+    body = {"flow": args.flow, "inputs": args.input_values, "wait": not (args.wait or args.async_), "client": CLIENT}
+    execution: Mapping[str, Any] = {}
     try:
         execution = ctx.api.post("/api/executions/", body)
-    except KeyboardInterrupt:
-        if body["wait"]:  # the service was running it for us: find it by our request id and cancel it
-            _cancel_after_interrupt(ctx, None)
-        raise
-    _annotate(ctx.span, execution)
-    if poll:
-        execution = wait_for_execution(ctx, execution)
         _annotate(ctx.span, execution)
-    return _report_execution(ctx, execution, submitted_only=args.async_ and not poll)
+        if args.wait:
+            execution = wait_for_execution(ctx, execution)
+            _annotate(ctx.span, execution)
+    except KeyboardInterrupt:
+        if waiting:  # without an id yet (sync run), the service finds it by our request id
+            _cancel_after_interrupt(ctx, execution.get("id"))
+        raise
+    return _report_execution(ctx, execution, submitted_only=not waiting)
 
 
 def cmd_get(args: argparse.Namespace, ctx: Context) -> int:
@@ -536,7 +509,7 @@ COMMANDS = {
 
 
 def wait_for_execution(ctx: Context, execution: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Poll an execution until it finishes; Ctrl-C cancels it; --timeout bounds the wait."""
+    """Poll an execution until it finishes, bounded by --timeout, with progress on a terminal."""
     started = time.monotonic()
     deadline = started + ctx.settings.timeout
     progress = Progress(ctx.err, enabled=ctx.err.isatty() and not ctx.settings.json)
@@ -553,11 +526,8 @@ def wait_for_execution(ctx: Context, execution: Mapping[str, Any]) -> Mapping[st
             time.sleep(interval)  # polling interval, not synchronisation
             interval = min(interval * 1.5, 1.0)
             execution = ctx.api.get(f"/api/executions/{execution['id']}/")
-    except KeyboardInterrupt:
+    finally:
         progress.close()
-        _cancel_after_interrupt(ctx, execution.get("id"))
-        raise
-    progress.close()
     return execution
 
 
@@ -571,13 +541,9 @@ def _cancel_after_interrupt(ctx: Context, execution_id: str | None) -> None:
         for each in ids:
             ctx.api.post(f"/api/executions/{each}/cancel/", timeout=CANCEL_TIMEOUT_SECONDS)
     except (CliError, KeyboardInterrupt) as exc:
-        raise CliError(
-            f"interrupted; could not cancel {', '.join(ids) or 'the execution'}", EXIT_INTERRUPTED
-        ) from exc
+        raise CliError(f"interrupted; could not cancel {', '.join(ids) or 'the execution'}", EXIT_INTERRUPTED) from exc
     if ids:
-        raise CliError(
-            f"interrupted; asked the service to cancel execution {', '.join(ids)}", EXIT_INTERRUPTED
-        )
+        raise CliError(f"interrupted; asked the service to cancel execution {', '.join(ids)}", EXIT_INTERRUPTED)
     raise CliError("interrupted", EXIT_INTERRUPTED)
 
 
@@ -594,6 +560,8 @@ def _report_execution(ctx: Context, execution: Mapping[str, Any], *, submitted_o
     """Print an execution and choose the exit code from its status."""
     _print(ctx, execution, lambda: render_execution(execution, ctx.settings.url, steps=False))
     status = execution.get("status")
+    if submitted_only and not ctx.settings.json and status not in FINISHED:
+        print(f"follow it with:  flowexec get {execution.get('id')}", file=ctx.out)
     if submitted_only or status == "succeeded":
         return EXIT_OK
     message = f"execution {execution.get('id')} of flow {execution.get('flow')!r} {status}"
@@ -656,9 +624,7 @@ def render_execution(execution: Mapping[str, Any], base_url: str, *, steps: bool
         lines.append(f"error: {execution['error']}")
     if execution.get("outputs") not in (None, {}):
         lines.append("outputs:")
-        lines.extend(
-            "  " + line for line in json.dumps(execution["outputs"], indent=2, sort_keys=True).splitlines()
-        )
+        lines.extend("  " + line for line in json.dumps(execution["outputs"], indent=2, sort_keys=True).splitlines())
     if steps or execution.get("status") == "failed":
         lines.extend(_step_lines(execution.get("steps") or []))
     lines.extend(_where_lines(execution, base_url))
@@ -758,8 +724,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns separated by two spaces."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)
     )
 
 
@@ -799,9 +764,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         attributes = {attrs.FLOW_NAME: args.flow} if args.command == "run" else {}
         with command_span(args.command, settings, attributes) as span:
-            ctx = Context(
-                settings=settings, api=ApiClient(settings), span=span, out=sys.stdout, err=sys.stderr
-            )
+            ctx = Context(settings=settings, api=ApiClient(settings), span=span, out=sys.stdout, err=sys.stderr)
             return COMMANDS[args.command](args, ctx)
     finally:
         tracing.stop()

@@ -136,9 +136,7 @@ def test_execution_rendering_shows_outputs_ids_and_where_the_trace_is():
         f"flowexec --url http://svc trace {'t' * 32}",
     ):
         assert fragment in text
-    assert "trace UI" not in cli.render_execution(
-        {**execution, "links": {"trace_ui": None}}, "u", steps=False
-    )
+    assert "trace UI" not in cli.render_execution({**execution, "links": {"trace_ui": None}}, "u", steps=False)
 
 
 def test_progress_counts_finished_steps_and_stays_silent_off_a_terminal():
