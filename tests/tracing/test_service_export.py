@@ -181,3 +181,25 @@ def test_database_spans_and_traced_log_lines(tmp_path: Path) -> None:
     logged = [line for line in service.log().splitlines() if f"execution {body['id']} of hello" in line]
     assert len(logged) == 1
     assert f"trace_id={body['trace_id']} span_id={body['span_id']}" in logged[0]
+
+
+def test_dead_trace_backend_warns_once_and_never_fails_a_request(tmp_path: Path) -> None:
+    from tests.live import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1/traces"  # nothing listens there
+    service = start_service(tmp_path, server="gunicorn", workers=1, env={
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": dead, **FAST_BATCHES,
+    })
+    try:
+        bodies = [run_hello(service) for _ in range(3)]
+
+        def failure_lines() -> list[str]:
+            return [line for line in service.log().splitlines() if "trace export to" in line]
+
+        wait_until(failure_lines, timeout=20, message="the export failure warning")
+        bodies += [run_hello(service) for _ in range(3)]  # more batches fail after the warning...
+    finally:
+        service.stop()  # ...and the graceful exit flushes (and fails) once more
+    assert all(body["status"] == "succeeded" for body in bodies)
+    assert len(failure_lines()) == 1, failure_lines()  # ...and say nothing more
+    assert "Traceback" not in service.log()
