@@ -536,7 +536,8 @@ def _cancel_after_interrupt(ctx: Context, execution_id: str | None) -> None:
     ids = [execution_id] if execution_id else []
     try:
         if not ids:
-            page = ctx.api.get("/api/executions/", query={"request_id": ctx.settings.request_id})
+            query = {"request_id": ctx.settings.request_id}
+            page = ctx.api.request("GET", "/api/executions/", query=query, timeout=CANCEL_TIMEOUT_SECONDS)
             ids = [e["id"] for e in page.get("results", []) if e.get("status") not in FINISHED]
         for each in ids:
             ctx.api.post(f"/api/executions/{each}/cancel/", timeout=CANCEL_TIMEOUT_SECONDS)
