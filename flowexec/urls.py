@@ -15,5 +15,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "rest_framework.exceptions.bad_request"
 handler404 = "executions.api_errors.not_found"
 handler500 = "rest_framework.exceptions.server_error"
