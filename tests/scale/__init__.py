@@ -1,0 +1,1 @@
+"""Scale-out: Celery workers over a real broker, PostgreSQL, concurrent runners."""
