@@ -32,7 +32,6 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 30.0
 SERVICE_NAME = "flowexec-cli"
 CLIENT = "cli"
-USER_AGENT = f"flowexec-cli/{__version__}"
 # Upper bound on the final span flush: a dead trace backend may cost at most this long.
 FLUSH_TIMEOUT_SECONDS = 1.5
 # The CLI's OTLP export budget unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says otherwise: below the SDK's
@@ -87,6 +86,13 @@ class Settings:
     timeout: float
     json: bool
     verbose: bool
+    # Who is calling: `manage.py runflow --remote` reuses this client as flowexec-manage / manage.
+    service_name: str = SERVICE_NAME
+    client: str = CLIENT
+
+    @property
+    def user_agent(self) -> str:
+        return f"{self.service_name}/{__version__}"
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -167,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+def settings_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str], *, service_name: str = SERVICE_NAME, client: str = CLIENT
+) -> Settings:
     """Resolve options against the environment and validate them."""
     url = (getattr(args, "url", None) or environ.get("FLOWEXEC_URL") or DEFAULT_URL).rstrip("/")
     if not url.startswith(("http://", "https://")):
@@ -185,6 +193,8 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         timeout=timeout,
         json=getattr(args, "json", False),
         verbose=getattr(args, "verbose", False),
+        service_name=service_name,
+        client=client,
     )
 
 
@@ -252,7 +262,7 @@ class ApiClient:
         self.timeout = settings.timeout
         self._headers = {
             "Accept": "application/json",
-            "User-Agent": USER_AGENT,
+            "User-Agent": settings.user_agent,
             attrs.REQUEST_ID_HEADER: settings.request_id,
         }
         if settings.token:
@@ -383,7 +393,7 @@ class Tracing:
         if not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")):
             os.environ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = OTLP_TIMEOUT_SECONDS
         state = configure_tracing(
-            SERVICE_NAME,
+            settings.service_name,
             default_exporters="otlp",
             otlp_endpoint=f"{settings.url}/v1/traces",
             otlp_headers=headers,
@@ -408,11 +418,11 @@ def command_span(command: str, settings: Settings, attributes: Mapping[str, Any]
     from opentelemetry import baggage, context, trace
 
     ctx = baggage.set_baggage(attrs.REQUEST_ID, settings.request_id)
-    ctx = baggage.set_baggage(attrs.CLIENT, CLIENT, ctx)
+    ctx = baggage.set_baggage(attrs.CLIENT, settings.client, ctx)
     token = context.attach(ctx)
     try:
         tracer = trace.get_tracer(attrs.TRACER_NAME, __version__)
-        span_attributes = {attrs.REQUEST_ID: settings.request_id, attrs.CLIENT: CLIENT, **attributes}
+        span_attributes = {attrs.REQUEST_ID: settings.request_id, attrs.CLIENT: settings.client, **attributes}
         with tracer.start_as_current_span(attrs.CLI_SPAN.format(command=command), attributes=span_attributes) as span:
             yield span
     finally:
@@ -443,7 +453,12 @@ class Context:
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     """Submit an execution; wait for it (on the service, or by polling with --wait) and print the result."""
     waiting = args.wait or not args.async_
-    body = {"flow": args.flow, "inputs": args.input_values, "wait": not (args.wait or args.async_), "client": CLIENT}
+    body = {
+        "flow": args.flow,
+        "inputs": args.input_values,
+        "wait": not (args.wait or args.async_),
+        "client": ctx.settings.client,
+    }
     execution: Mapping[str, Any] = {}
     try:
         execution = ctx.api.post("/api/executions/", body)
@@ -771,13 +786,13 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         tracing.stop()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, service_name: str = SERVICE_NAME, client: str = CLIENT) -> int:
     """Parse arguments, run the command, and turn every failure into one stderr line and an exit code."""
     args = build_parser().parse_args(argv)
     verbose = getattr(args, "verbose", False)
     _configure_logging(verbose)
     try:
-        settings = settings_from_args(args, os.environ)
+        settings = settings_from_args(args, os.environ, service_name=service_name, client=client)
         _check_arguments(args)
         return run_command(args, settings)
     except CliError as exc:

@@ -57,7 +57,7 @@ class Command(BaseCommand):
         token = context.attach(ctx)
         try:
             with tracer.start_as_current_span(
-                "runflow", attributes={keys.FLOW_NAME: flow, keys.REQUEST_ID: request_id}
+                "manage.py runflow", attributes={keys.FLOW_NAME: flow, keys.REQUEST_ID: request_id}
             ):
                 return services.execution_submit(
                     flow=flow, inputs=inputs, client=Execution.Client.MANAGE, request_id=request_id,
@@ -83,7 +83,7 @@ class Command(BaseCommand):
     def _run_remote(self, flow: str, inputs: list[str], remote: str, options: dict[str, Any]) -> None:
         from flowexec import cli
 
-        argv = ["--url", remote, "--client", "manage"]
+        argv = ["--url", remote]
         if options.get("token"):
             argv += ["--token", options["token"]]
         if options.get("request_id"):
@@ -91,7 +91,7 @@ class Command(BaseCommand):
         if options.get("json"):
             argv.append("--json")
         argv += ["run", flow, *(arg for pair in inputs for arg in ("--input", pair))]
-        sys.exit(cli.main(argv, service_name=SERVICE_NAME))
+        sys.exit(cli.main(argv, service_name=SERVICE_NAME, client=Execution.Client.MANAGE))
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, Any]:
