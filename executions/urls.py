@@ -4,7 +4,8 @@ from rest_framework.routers import DefaultRouter
 
 from executions.views import ExecutionViewSet, FlowViewSet
 
-router = DefaultRouter()
+# Path converters, not regexes: server span names read "POST api/executions/", not "...$".
+router = DefaultRouter(use_regex_path=False)
 router.register("flows", FlowViewSet, basename="flow")
 router.register("executions", ExecutionViewSet, basename="execution")
 

@@ -30,7 +30,7 @@ class FlowViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Flow]):
     """Flow definitions: the latest version of each, by name; a PUT stores a new version."""
 
     lookup_field = "name"
-    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+    lookup_value_converter = "slug"
     parser_classes = [JSONParser, YAMLParser]
     serializer_class = FlowOutput
 
@@ -64,6 +64,7 @@ class ExecutionViewSet(
 
     serializer_class = ExecutionOutput
     filterset_class = ExecutionFilter
+    lookup_value_converter = "uuid"
 
     def get_queryset(self):
         return selectors.execution_list()
