@@ -46,10 +46,15 @@ class ExporterSpec:
     exporter: SpanExporter
     batched: bool
     target: str
+    # None: the SDK's OTEL_BSP_SCHEDULE_DELAY (5 s by default).
+    schedule_delay_millis: int | None = None
 
     def describe(self) -> str:
         """e.g. "otlp(http/protobuf http://127.0.0.1:8000/v1/traces)"."""
         return f"{self.name}({self.target})" if self.target else self.name
+
+
+LOCAL_SCHEDULE_DELAY_MILLIS = 500
 
 
 def _env(*names: str) -> str:
@@ -134,8 +139,12 @@ def build_exporter(
 ) -> ExporterSpec | None:
     """The exporter for one OTEL_TRACES_EXPORTER name, wrapped to warn once; None (warned) if unusable."""
     extra = extra_exporters or {}
+    schedule_delay_millis = None
     if name in extra:
         exporter, batched, target = extra[name](), True, ""
+        if not _env("OTEL_BSP_SCHEDULE_DELAY"):
+            # A local write is cheap, and a newcomer opening the trace right after a run should see it whole.
+            schedule_delay_millis = LOCAL_SCHEDULE_DELAY_MILLIS
     elif name == "otlp":
         exporter, target = otlp_exporter(endpoint=otlp_endpoint, headers=otlp_headers)
         batched = True
@@ -158,7 +167,8 @@ def build_exporter(
         known = sorted({*BUILTIN_EXPORTERS, "none", *extra})
         logger.warning("unknown trace exporter %r in OTEL_TRACES_EXPORTER (known: %s); skipped", name, known)
         return None
-    return ExporterSpec(name, WarnOnceExporter(exporter, f"{name} {target}".strip()), batched, target)
+    wrapped = WarnOnceExporter(exporter, f"{name} {target}".strip())
+    return ExporterSpec(name, wrapped, batched, target, schedule_delay_millis)
 
 
 class _ExportLogCapture(logging.Filter):

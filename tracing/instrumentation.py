@@ -15,8 +15,9 @@ from tracing.provider import TracingState, configure_tracing
 _lock = threading.Lock()
 _state: TracingState | None = None
 
-# Paths never traced: health probes would flood the store and say nothing.
-EXCLUDED_URLS = "healthz,static/"
+# Paths never traced: health probes would flood the store and say nothing, and tracing the OTLP
+# receiver would make every export produce more spans to export.
+EXCLUDED_URLS = "healthz,static/,v1/traces"
 
 
 def instrument_django_process(service_name: str = "flowexec-service") -> TracingState:

@@ -120,7 +120,11 @@ def tracer_provider_for(
         )
         if spec is None:
             continue
-        processor = BatchSpanProcessor(spec.exporter) if spec.batched else SimpleSpanProcessor(spec.exporter)
+        processor = (
+            BatchSpanProcessor(spec.exporter, schedule_delay_millis=spec.schedule_delay_millis)
+            if spec.batched
+            else SimpleSpanProcessor(spec.exporter)
+        )
         provider.add_span_processor(processor)
         specs.append(spec)
     service = provider.resource.attributes.get(SERVICE_NAME)

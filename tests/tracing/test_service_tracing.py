@@ -28,8 +28,12 @@ def hello(make_flow: Any) -> Any:
         inputs={"name": {"type": "string", "default": "world"}, "password": {"type": "string", "default": ""}},
         steps=[
             {"name": "hello", "type": "template", "template": "Hello, ${inputs.name}!"},
-            {"name": "login", "type": "python", "function": "echo",
-             "args": {"value": {"user": "${inputs.name}", "password": "${inputs.password}"}}},
+            {
+                "name": "login",
+                "type": "python",
+                "function": "echo",
+                "args": {"value": {"user": "${inputs.name}", "password": "${inputs.password}"}},
+            },
             {"name": "shout", "type": "python", "function": "upper", "args": {"text": "${steps.hello.output}"}},
         ],
         outputs={"greeting": "${steps.shout.output}"},
@@ -43,8 +47,9 @@ def server_span(spans: Any) -> Any:
 
 
 def run(client: APIClient, flow: str = "hello", **headers: str) -> Any:
-    return client.post("/api/executions/", {"flow": flow, "inputs": {"name": "Ada", "password": "hunter2"}},
-                       format="json", **headers)
+    return client.post(
+        "/api/executions/", {"flow": flow, "inputs": {"name": "Ada", "password": "hunter2"}}, format="json", **headers
+    )
 
 
 def test_valid_traceparent_continues_the_callers_trace(api_client: APIClient, hello: Any, spans: Any) -> None:
@@ -92,7 +97,10 @@ def test_headers_become_attributes_and_secrets_never_do(
         "X-Tenant": "tenant",
     }
     response = run(
-        api_client, HTTP_X_REQUEST_ID="req-123", HTTP_USER_AGENT="tester/1.0", HTTP_X_API_KEY="k-secret",
+        api_client,
+        HTTP_X_REQUEST_ID="req-123",
+        HTTP_USER_AGENT="tester/1.0",
+        HTTP_X_API_KEY="k-secret",
         HTTP_X_TENANT="t" * 1000,
     )
     attributes = server_span(spans).attributes
@@ -118,7 +126,9 @@ def test_traceresponse_names_the_server_span(api_client: APIClient, hello: Any, 
     server = server_span(spans)
     version, trace_id, span_id, flags = response["traceresponse"].split("-")
     assert (version, trace_id, span_id) == (
-        "00", format_trace_id(server.context.trace_id), format_span_id(server.context.span_id)
+        "00",
+        format_trace_id(server.context.trace_id),
+        format_span_id(server.context.span_id),
     )
     assert int(flags, 16) == server.context.trace_flags and int(flags, 16) & 1  # sampled
 
@@ -169,9 +179,7 @@ def test_content_recording_off_keeps_spans_without_events(
     assert spans.named("step shout").status.is_ok
 
 
-def test_allowlisted_baggage_becomes_attributes_of_every_span(
-    api_client: APIClient, hello: Any, spans: Any
-) -> None:
+def test_allowlisted_baggage_becomes_attributes_of_every_span(api_client: APIClient, hello: Any, spans: Any) -> None:
     run(api_client, HTTP_BAGGAGE="client=cli,request_id=from-baggage,secret=nope")
     for span in [server_span(spans), spans.named("execute_flow hello"), spans.named("step shout")]:
         assert span.attributes["client"] == "cli", span.name
@@ -179,8 +187,12 @@ def test_allowlisted_baggage_becomes_attributes_of_every_span(
 
 
 def test_async_execution_keeps_the_requests_trace(api_client: APIClient, hello: Any, spans: Any) -> None:
-    response = api_client.post("/api/executions/", {"flow": "hello", "wait": False}, format="json",
-                               HTTP_TRACEPARENT=f"00-{TRACE_ID}-{PARENT_ID}-01")
+    response = api_client.post(
+        "/api/executions/",
+        {"flow": "hello", "wait": False},
+        format="json",
+        HTTP_TRACEPARENT=f"00-{TRACE_ID}-{PARENT_ID}-01",
+    )
     assert response.status_code == 202
     execution_id = response.json()["id"]
     wait_until(lambda: Execution.objects.get(pk=execution_id).is_finished, timeout=20, message="async run")
@@ -220,17 +232,29 @@ def test_http_step_propagates_the_trace_and_tracestate_downstream(
     api_client: APIClient, make_flow: Any, spans: Any, downstream: tuple[str, list[dict[str, str]]]
 ) -> None:
     url, seen = downstream
-    make_flow(name="call", steps=[{"name": "fetch", "type": "http", "method": "GET", "url": f"{url}/status"}],
-              outputs={"status": "${steps.fetch.output.status}"})
+    make_flow(
+        name="call",
+        steps=[{"name": "fetch", "type": "http", "method": "GET", "url": f"{url}/status"}],
+        outputs={"status": "${steps.fetch.output.status}"},
+    )
     response = api_client.post(
-        "/api/executions/", {"flow": "call"}, format="json",
-        HTTP_TRACEPARENT=f"00-{TRACE_ID}-{PARENT_ID}-01", HTTP_TRACESTATE="vendor=opaque,other=1",
+        "/api/executions/",
+        {"flow": "call"},
+        format="json",
+        HTTP_TRACEPARENT=f"00-{TRACE_ID}-{PARENT_ID}-01",
+        HTTP_TRACESTATE="vendor=opaque,other=1",
     )
     assert response.json()["outputs"] == {"status": 200}, response.json()
     step = spans.named("step fetch")
     client = [s for s in spans.all() if s.kind is SpanKind.CLIENT and s.parent.span_id == step.context.span_id]
     assert len(client) == 1
     headers = {k.lower(): v for k, v in seen[0].items()}
-    version, trace_id, parent_id, flags = headers["traceparent"].split("-")
+    _, trace_id, parent_id, _ = headers["traceparent"].split("-")
     assert (trace_id, parent_id) == (TRACE_ID, format_span_id(client[0].context.span_id))
     assert headers["tracestate"] == "vendor=opaque,other=1"
+
+
+def test_health_checks_and_the_otlp_receiver_are_not_traced(api_client: APIClient, spans: Any) -> None:
+    assert api_client.get("/healthz").status_code == 200
+    api_client.post("/v1/traces", b"", content_type="application/x-protobuf")
+    assert not [span for span in spans.all() if span.kind is SpanKind.SERVER]
