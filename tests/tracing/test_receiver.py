@@ -323,3 +323,13 @@ def test_garbage_and_anonymous_requests_are_refused(service: LiveService) -> Non
         "POST", service.url + "/v1/traces", body=b"", headers={"Content-Type": PROTOBUF}, timeout=30
     )
     assert anonymous.status == 401
+
+
+def test_nul_characters_are_replaced_so_every_database_takes_the_span(api_client: APIClient) -> None:
+    document = node_json()
+    span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["name"] = "nul\x00name"
+    span["attributes"] = [{"key": "k\x00", "value": {"stringValue": "v\x00"}}]
+    assert post(api_client, json.dumps(document).encode(), JSON).status_code == 200
+    stored_span = stored(TRACE_ID)["nul\ufffdname"]
+    assert stored_span.attributes == {"k\ufffd": "v\ufffd"}

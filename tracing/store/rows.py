@@ -32,16 +32,23 @@ class SpanRow(TypedDict):
     resource: dict[str, Any]
 
 
+def text(value: str) -> str:
+    """PostgreSQL refuses NUL characters in text and jsonb: replace them rather than lose the batch."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def json_value(value: Any) -> Any:
     """Make an attribute value JSON-safe: sequences become lists, bytes base64, non-finite floats strings."""
-    if isinstance(value, bool | int | str) or value is None:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, bool | int) or value is None:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, Mapping):
-        return {str(key): json_value(item) for key, item in value.items()}
+        return {text(str(key)): json_value(item) for key, item in value.items()}
     if isinstance(value, Iterable):
         return [json_value(item) for item in value]
     return str(value)
@@ -49,12 +56,12 @@ def json_value(value: Any) -> Any:
 
 def json_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attributes as a JSON object."""
-    return {str(key): json_value(value) for key, value in (attributes or {}).items()}
+    return {text(str(key)): json_value(value) for key, value in (attributes or {}).items()}
 
 
 def event_entry(name: str, time_unix_nano: int, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """One span event as stored in Span.events."""
-    return {"name": name, "time_unix_nano": time_unix_nano, "attributes": json_attributes(attributes)}
+    return {"name": text(name), "time_unix_nano": time_unix_nano, "attributes": json_attributes(attributes)}
 
 
 def datetime_from_ns(time_unix_nano: int) -> datetime:
@@ -78,19 +85,19 @@ def span_row(
     resource: dict[str, Any],
 ) -> SpanRow:
     """Build the stored row; ids are lowercase hex, the service comes from the resource."""
-    service_name = str(resource.get("service.name") or UNKNOWN_SERVICE)
+    service_name = text(str(resource.get("service.name") or UNKNOWN_SERVICE))
     return SpanRow(
         trace_id=trace_id,
         span_id=span_id,
         parent_id=parent_id,
-        name=name[:NAME_MAX_LENGTH],
+        name=text(name)[:NAME_MAX_LENGTH],
         kind=kind,
         service_name=service_name[:NAME_MAX_LENGTH],
         start_time=datetime_from_ns(start_ns),
         end_time=datetime_from_ns(max(end_ns, start_ns)),
         duration_ns=max(end_ns - start_ns, 0),
         status=status,
-        status_message=status_message,
+        status_message=text(status_message),
         attributes=attributes,
         events=events,
         resource=resource,
