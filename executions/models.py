@@ -118,7 +118,7 @@ class StepRun(models.Model):
         constraints = [models.UniqueConstraint(fields=["execution", "name"], name="steprun_execution_name_unique")]
 
     def __str__(self) -> str:
-        return f"{self.execution_id} {self.name}"
+        return self.name
 
     @property
     def duration(self) -> timedelta | None:

@@ -69,6 +69,8 @@ MIDDLEWARE = [
     # The OpenTelemetry Django middleware is inserted first by tracing.instrumentation.
     "tracing.middleware.HeaderAttributesMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, waterfall CSS) served by the app itself, under gunicorn too: no CDN, no nginx needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -124,6 +126,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# With DEBUG, serve straight from the apps' static folders; otherwise run `manage.py collectstatic`.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
