@@ -57,4 +57,3 @@ class HeaderAttributesMiddleware:
                 value = request.headers.get(header, "")
             if value:
                 span.set_attribute(attribute, value[:limit])
-

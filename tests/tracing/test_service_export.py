@@ -19,7 +19,9 @@ FAST_BATCHES = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
 
 def run_hello(service: LiveService, **headers: str) -> dict[str, Any]:
     response = service.request(
-        "POST", "/api/executions/", body=json.dumps({"flow": "hello", "inputs": {"name": "Ada"}}),
+        "POST",
+        "/api/executions/",
+        body=json.dumps({"flow": "hello", "inputs": {"name": "Ada"}}),
         headers={"Content-Type": "application/json", **headers},
     )
     assert response.status == 201, response.data
@@ -50,9 +52,14 @@ def has_execution_tree(trace_id: str) -> Any:
 
 def test_otlp_http_export_forms_one_tree(tmp_path: Path) -> None:
     with OtlpReceiver() as receiver:
-        service = start_service(tmp_path, env={
-            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FAST_BATCHES,
-        })
+        service = start_service(
+            tmp_path,
+            env={
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                **FAST_BATCHES,
+            },
+        )
         try:
             body = run_hello(service)
             spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=20)
@@ -64,10 +71,15 @@ def test_otlp_http_export_forms_one_tree(tmp_path: Path) -> None:
 
 def test_otlp_grpc_export_forms_one_tree(tmp_path: Path) -> None:
     with GrpcOtlpReceiver() as receiver:
-        service = start_service(tmp_path, env={
-            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://{receiver.endpoint}", **FAST_BATCHES,
-        })
+        service = start_service(
+            tmp_path,
+            env={
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://{receiver.endpoint}",
+                **FAST_BATCHES,
+            },
+        )
         try:
             body = run_hello(service)
             spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=20)
@@ -78,10 +90,15 @@ def test_otlp_grpc_export_forms_one_tree(tmp_path: Path) -> None:
 
 def test_jaeger_thrift_export_decodes_with_names_tags_and_service(tmp_path: Path) -> None:
     with JaegerUdpReceiver() as receiver:
-        service = start_service(tmp_path, env={
-            "OTEL_TRACES_EXPORTER": "jaeger", "OTEL_EXPORTER_JAEGER_AGENT_HOST": "127.0.0.1",
-            "OTEL_EXPORTER_JAEGER_AGENT_PORT": str(receiver.port), **FAST_BATCHES,
-        })
+        service = start_service(
+            tmp_path,
+            env={
+                "OTEL_TRACES_EXPORTER": "jaeger",
+                "OTEL_EXPORTER_JAEGER_AGENT_HOST": "127.0.0.1",
+                "OTEL_EXPORTER_JAEGER_AGENT_PORT": str(receiver.port),
+                **FAST_BATCHES,
+            },
+        )
         try:
             body = run_hello(service)
             spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=20)
@@ -109,9 +126,16 @@ FLUSH_AT_EXIT = {"OTEL_BSP_SCHEDULE_DELAY": "600000"}
 
 def test_spans_queued_at_shutdown_are_flushed_on_exit(tmp_path: Path) -> None:
     with OtlpReceiver() as receiver:
-        service = start_service(tmp_path, server="gunicorn", workers=1, env={
-            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FLUSH_AT_EXIT,
-        })
+        service = start_service(
+            tmp_path,
+            server="gunicorn",
+            workers=1,
+            env={
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                **FLUSH_AT_EXIT,
+            },
+        )
         body = run_hello(service)
         assert receiver.requests == []
         service.stop()
@@ -125,9 +149,16 @@ def test_spans_queued_at_shutdown_are_flushed_on_exit(tmp_path: Path) -> None:
 )
 def test_no_export_and_the_service_still_works(tmp_path: Path, env: dict[str, str]) -> None:
     with OtlpReceiver() as receiver:
-        service = start_service(tmp_path, server="gunicorn", workers=1, env={
-            **env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FLUSH_AT_EXIT,
-        })
+        service = start_service(
+            tmp_path,
+            server="gunicorn",
+            workers=1,
+            env={
+                **env,
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                **FLUSH_AT_EXIT,
+            },
+        )
         try:
             body = run_hello(service)
             assert body["status"] == "succeeded"
@@ -141,9 +172,16 @@ def test_no_export_and_the_service_still_works(tmp_path: Path, env: dict[str, st
 
 def test_gunicorn_exports_spans_from_both_workers(tmp_path: Path) -> None:
     with OtlpReceiver() as receiver:
-        service = start_service(tmp_path, server="gunicorn", workers=2, env={
-            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, **FAST_BATCHES,
-        })
+        service = start_service(
+            tmp_path,
+            server="gunicorn",
+            workers=2,
+            env={
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                **FAST_BATCHES,
+            },
+        )
 
         def instances(spans: list[ReceivedSpan]) -> bool:
             return len({s.resource.get("service.instance.id") for s in spans if s.name == "execute_flow hello"}) >= 2
@@ -163,15 +201,21 @@ def test_gunicorn_exports_spans_from_both_workers(tmp_path: Path) -> None:
 
 def test_database_spans_and_traced_log_lines(tmp_path: Path) -> None:
     with OtlpReceiver() as receiver:
-        service = start_service(tmp_path, env={
-            "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
-            "FLOWEXEC_TRACE_DATABASE": "1", **FAST_BATCHES,
-        })
+        service = start_service(
+            tmp_path,
+            env={
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                "FLOWEXEC_TRACE_DATABASE": "1",
+                **FAST_BATCHES,
+            },
+        )
         try:
             body = run_hello(service)
             spans = receiver.wait_for(
-                lambda spans: any(s.attributes.get("db.system") == "sqlite" and s.trace_id == body["trace_id"]
-                                  for s in spans),
+                lambda spans: any(
+                    s.attributes.get("db.system") == "sqlite" and s.trace_id == body["trace_id"] for s in spans
+                ),
                 timeout=20,
             )
         finally:
@@ -187,9 +231,16 @@ def test_dead_trace_backend_warns_once_and_never_fails_a_request(tmp_path: Path)
     from tests.live import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/v1/traces"  # nothing listens there
-    service = start_service(tmp_path, server="gunicorn", workers=1, env={
-        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": dead, **FAST_BATCHES,
-    })
+    service = start_service(
+        tmp_path,
+        server="gunicorn",
+        workers=1,
+        env={
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": dead,
+            **FAST_BATCHES,
+        },
+    )
     try:
         bodies = [run_hello(service) for _ in range(3)]
 
