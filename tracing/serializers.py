@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tracing.models import Span
@@ -14,6 +16,7 @@ DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)?\s*")
 NS_PER_UNIT = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class DurationNsField(serializers.Field):
     """A duration such as `250` (milliseconds), `250ms`, `1.5s` or `800us`, as nanoseconds."""
 
@@ -82,8 +85,14 @@ class SpanOutput(serializers.ModelSerializer):
         return data
 
 
-class SpanNodeOutput(serializers.BaseSerializer):
-    """A span with its depth and nested children."""
+class SpanNodeOutput(SpanOutput):
+    """A span with its depth and nested children; the declared fields describe it in the schema."""
+
+    depth = serializers.IntegerField()
+    children = serializers.ListField(child=serializers.DictField(), help_text="span nodes of the same shape")
+
+    class Meta(SpanOutput.Meta):
+        fields = [*SpanOutput.Meta.fields, "depth", "children"]
 
     def to_representation(self, instance: SpanNode) -> dict[str, Any]:
         return {

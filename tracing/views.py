@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from google.rpc import code_pb2
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import ListAPIView
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tracing import conf
+from tracing.models import Span
 from tracing.serializers import TraceOutput, TraceSearchInput, TraceSummaryOutput
 from tracing.store import receiver, selectors
 from tracing.store.body import BadChunkedBody, BodyTooLarge, read_body
@@ -51,9 +54,7 @@ class OtlpTracesView(APIView):
             return _status(str(exc), media, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
         except BodyTooLarge:
             message = f"body larger than {limit} bytes"
-            return _status(
-                message, media, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code_pb2.RESOURCE_EXHAUSTED
-            )
+            return _status(message, media, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code_pb2.RESOURCE_EXHAUSTED)
         except (receiver.OtlpDecodeError, BadChunkedBody) as exc:
             return _status(str(exc), media, status.HTTP_400_BAD_REQUEST)
         except receiver.StoreBusy as exc:
@@ -63,21 +64,18 @@ class OtlpTracesView(APIView):
         return HttpResponse(receiver.response_body(result, media), content_type=media)
 
 
-def _status(
-    message: str, media: str, http_status: int, code: int = code_pb2.INVALID_ARGUMENT
-) -> HttpResponse:
-    return HttpResponse(
-        receiver.status_body(message, media, code=code), content_type=media, status=http_status
-    )
+def _status(message: str, media: str, http_status: int, code: int = code_pb2.INVALID_ARGUMENT) -> HttpResponse:
+    return HttpResponse(receiver.status_body(message, media, code=code), content_type=media, status=http_status)
 
 
-class TraceListView(GenericAPIView):
+@extend_schema_view(get=extend_schema(operation_id="traces_list", parameters=[TraceSearchInput]))
+class TraceListView(ListAPIView):
     """GET /api/traces/?service=&name=&min_duration=: traces with a matching span, most recent first."""
 
     serializer_class = TraceSummaryOutput
+    queryset = Span.objects.none()  # names the model for the schema; list() queries through selectors
 
-    @extend_schema(parameters=[TraceSearchInput])
-    def get(self, request: Request) -> Response:
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Search traces; paginated."""
         params = TraceSearchInput(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -89,7 +87,7 @@ class TraceListView(GenericAPIView):
 class TraceDetailView(APIView):
     """GET /api/traces/{trace_id}/: every stored span of the trace, as a tree."""
 
-    @extend_schema(responses=TraceOutput)
+    @extend_schema(operation_id="traces_retrieve", responses=TraceOutput)
     def get(self, request: Request, trace_id: str) -> Response:
         """One trace; 404 when the store holds none of its spans."""
         trace_id = trace_id.lower()
