@@ -7,9 +7,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection
+from django.utils import timezone
 from opentelemetry import context as otel_context
 
-from executions import conf
+from executions import conf, runner
 from executions.models import Execution
 
 logger = logging.getLogger(__name__)
@@ -25,10 +26,10 @@ def submit(execution: Execution) -> None:
 
         tasks.run_execution.delay(str(execution.pk))
         return
-    from executions import runner
-
-    # The pool belongs to this process: mark the row ours so a crash is detectable.
-    Execution.objects.filter(pk=execution.pk).update(runner=runner.runner_id())
+    # The pool belongs to this process: mark the row ours and keep it alive while it waits in the
+    # queue, so a crash is detectable and a long queue is not.
+    runner.hold(str(execution.pk))
+    Execution.objects.filter(pk=execution.pk).update(runner=runner.runner_id(), heartbeat_at=timezone.now())
     _in_process_pool().submit(_run_in_pool, execution.pk, otel_context.get_current())
 
 
@@ -52,5 +53,6 @@ def _run_in_pool(execution_id: object, parent_context: otel_context.Context) -> 
     except Exception:
         logger.exception("async execution %s could not run", execution_id)
     finally:
+        runner.release(str(execution_id))
         otel_context.detach(token)
         connection.close()

@@ -58,19 +58,29 @@ def active_ids() -> list[str]:
         return list(_active)
 
 
-@contextmanager
-def owning(execution_id: str) -> Iterator[None]:
-    """Keep an execution's heartbeat going while this process owns it."""
+def hold(execution_id: str) -> None:
+    """Start reporting for an execution this process owns (queued here, or running)."""
     with _lock:
         _active[execution_id] = _active.get(execution_id, 0) + 1
     _ensure_heartbeat()
+
+
+def release(execution_id: str) -> None:
+    """Stop reporting for an execution once this process is done with it."""
+    with _lock:
+        _active[execution_id] -= 1
+        if not _active[execution_id]:
+            del _active[execution_id]
+
+
+@contextmanager
+def owning(execution_id: str) -> Iterator[None]:
+    """Keep an execution's heartbeat going while this process owns it."""
+    hold(execution_id)
     try:
         yield
     finally:
-        with _lock:
-            _active[execution_id] -= 1
-            if not _active[execution_id]:
-                del _active[execution_id]
+        release(execution_id)
 
 
 def _ensure_heartbeat() -> None:

@@ -180,3 +180,16 @@ def test_flow_save_is_idempotent_and_versions_changes(db: None) -> None:
     changed, created_changed = services.flow_save(source={**document, "description": "new"})
     assert (created, created_again, created_changed) == (True, False, True)
     assert (first.version, same.version, changed.version) == (1, 1, 2)
+
+
+def test_execution_queued_in_this_process_is_kept_alive_by_the_heartbeat(make_flow: Any) -> None:
+    flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"}])
+    queued = services.execution_create(flow=flow, inputs={})
+    Execution.objects.filter(pk=queued.pk).update(
+        runner=runner.runner_id(), heartbeat_at=timezone.now() - timedelta(minutes=10)
+    )
+    with runner.owning(str(queued.pk)):
+        services.execution_heartbeat(execution_ids=runner.active_ids())
+        assert services.execution_fail_stale(stale_after=timedelta(seconds=60)) == 0
+    queued.refresh_from_db()
+    assert queued.status == Execution.Status.PENDING
