@@ -132,10 +132,7 @@ def _event_time(event: dict) -> datetime:
 
 
 def _pairs(attributes: dict) -> list[tuple[str, str]]:
-    return [
-        (key, value if isinstance(value, str) else json.dumps(value))
-        for key, value in sorted(attributes.items())
-    ]
+    return [(key, value if isinstance(value, str) else json.dumps(value)) for key, value in sorted(attributes.items())]
 
 
 def _microseconds(delta: timedelta) -> int:

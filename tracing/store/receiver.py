@@ -57,7 +57,6 @@ class StoreBusy(Exception):
 class ReceiveResult:
     """What happened to the spans of one request."""
 
-    accepted: int
     rejected: int
     message: str = ""
 
@@ -76,7 +75,7 @@ def receive(body: bytes, *, media: str, content_encoding: str, limit: int) -> Re
     rows, rejected, message = rows_from_otlp(request)
     if rows and not span_writer.submit(rows):
         raise StoreBusy("span store queue is full")
-    return ReceiveResult(accepted=len(rows), rejected=rejected, message=message)
+    return ReceiveResult(rejected=rejected, message=message)
 
 
 def decompress(body: bytes, content_encoding: str, limit: int) -> bytes:
@@ -186,8 +185,7 @@ def row_from_otlp(span: OtlpSpan, resource: dict[str, Any]) -> SpanRow:
         status_message=span.status.message,
         attributes=otlp_attributes(span.attributes),
         events=[
-            event_entry(event.name, event.time_unix_nano, otlp_attributes(event.attributes))
-            for event in span.events
+            event_entry(event.name, event.time_unix_nano, otlp_attributes(event.attributes)) for event in span.events
         ],
         resource=resource,
     )

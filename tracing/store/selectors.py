@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Min, QuerySet
 
@@ -37,7 +37,7 @@ class Trace:
     @property
     def duration_ms(self) -> float:
         """From the earliest start to the latest end, in milliseconds."""
-        return (self.end_time - self.start_time).total_seconds() * 1000
+        return _ms(self.end_time - self.start_time)
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,16 @@ def _summary(trace_id: str, spans: list[Span]) -> TraceSummary:
         root_name=root.name,
         root_service=root.service_name,
         start_time=start,
-        duration_ms=(end - start).total_seconds() * 1000,
+        duration_ms=_ms(end - start),
         span_count=len(spans),
         error_count=sum(span.status == Span.Status.ERROR for span in spans),
         services=_services(spans),
     )
+
+
+def _ms(delta: timedelta) -> float:
+    # Whole microseconds: the stored datetimes hold no more, and float noise would show in JSON.
+    return delta / timedelta(microseconds=1) / 1000
 
 
 def _services(spans: Sequence[Span]) -> list[str]:

@@ -15,9 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=float, help="maximum age (default FLOWEXEC_SPAN_RETENTION_DAYS)")
-        parser.add_argument(
-            "--max-rows", type=int, help="rows kept (default FLOWEXEC_SPAN_RETENTION_MAX_ROWS)"
-        )
+        parser.add_argument("--max-rows", type=int, help="rows kept (default FLOWEXEC_SPAN_RETENTION_MAX_ROWS)")
 
     def handle(self, *args: Any, days: float | None, max_rows: int | None, **options: Any) -> None:
         deleted = prune_spans(
