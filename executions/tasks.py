@@ -8,8 +8,8 @@ timeout). Every delivery therefore looks at the row first:
   concurrent deliveries exactly one runs the flow; the other returns.
 - finished (`succeeded`, `failed`, `cancelled`): nothing to do.
 - `running`, and its runner is alive (it reported within FLOWEXEC_STALE_AFTER and is not a process
-  on this host that is gone): another delivery is running it; check again later (a retry), never
-  run it a second time.
+  on this host that is gone): another delivery is running it; check again a heartbeat later (a
+  retry), never run it a second time.
 - `running`, and its runner is dead: finish it `failed` with the reason (the same rule as
   services.execution_fail_stale). Steps are not assumed safe to re-run, so it is not re-run.
 """
@@ -48,10 +48,13 @@ def run_execution(self: Any, execution_id: str) -> str:
         return "duplicate"
     stale_after = float(conf.get("FLOWEXEC_STALE_AFTER"))
     if runner_alive(execution, stale_after=timedelta(seconds=stale_after)):
-        # Another delivery is running it: watch until it finishes or its runner goes silent.
+        # Another delivery is running it: watch, at the heartbeat's pace, until it finishes or its
+        # runner dies (a process here that is gone is seen at the next check, a silent one within
+        # stale_after).
+        check_again = max(stale_after / 4, 1.0)
         logger.info("execution %s is running on %s; checking again in %.0fs", execution_id, execution.runner,
-                    stale_after)
-        raise self.retry(countdown=stale_after)
+                    check_again)
+        raise self.retry(countdown=check_again)
     services.execution_fail(execution_id=execution.pk, reason=WORKER_DIED.format(runner=execution.runner))
     return Execution.Status.FAILED
 

@@ -29,6 +29,7 @@ from tests.live import ROOT, LiveService, base_env, require_service, start_servi
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 BROKER_URL = os.environ.get("FLOWEXEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+AMQP_URL = os.environ.get("FLOWEXEC_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TASK_NAME = "executions.tasks.run_execution"
 PUBLISH_SPAN = f"apply_async/{TASK_NAME}"
 RUN_SPAN = f"run/{TASK_NAME}"
@@ -40,12 +41,13 @@ RUN_SPAN = f"run/{TASK_NAME}"
 class Cluster:
     """The service, an OTLP receiver and any number of Celery workers, all on one queue."""
 
-    def __init__(self, directory: Path, receiver: OtlpReceiver, **env: str) -> None:
+    def __init__(self, directory: Path, receiver: OtlpReceiver, broker_url: str, **env: str) -> None:
         self.directory = directory
         self.receiver = receiver
+        self.broker_url = broker_url
         self.queue = f"flowexec-test-{uuid.uuid4().hex[:12]}"
         self.env = {
-            "FLOWEXEC_BROKER_URL": BROKER_URL,
+            "FLOWEXEC_BROKER_URL": broker_url,
             "FLOWEXEC_CELERY_QUEUE": self.queue,
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
@@ -140,7 +142,7 @@ class Cluster:
                 process.kill()
                 process.wait(timeout=5)
         self.service.stop()
-        _drop_queue(self.queue)
+        _drop_queue(self.broker_url, self.queue)
 
 
 def _parent_pid(pid: int) -> int | None:
@@ -158,15 +160,12 @@ def _runner_pid(runner: str) -> int:
     return int(runner.split(":")[1])
 
 
-def _drop_queue(queue: str) -> None:
-    """Delete this test's queue from Redis (tasks left on it would never be consumed anyway)."""
-    import redis
+def _drop_queue(broker_url: str, queue: str) -> None:
+    """Delete this test's queue (tasks left on it would never be consumed anyway)."""
+    import kombu
 
-    client = redis.Redis.from_url(BROKER_URL)
-    try:
-        client.delete(queue)
-    finally:
-        client.close()
+    with kombu.Connection(broker_url) as conn:
+        conn.default_channel.queue_delete(queue)
 
 
 def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[str]:
@@ -193,12 +192,15 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture
 def make_cluster(tmp_path: Path, receiver: OtlpReceiver) -> Iterator[Any]:
-    """make_cluster(**env) -> a Cluster (Redis required); stopped, workers included, after the test."""
-    require_service("127.0.0.1", 6379, "Redis")
+    """make_cluster(broker="redis"|"amqp", **env) -> a Cluster; stopped, workers included, after the test."""
     clusters: list[Cluster] = []
 
-    def make(**env: str) -> Cluster:
-        cluster = Cluster(tmp_path, receiver, **env)
+    def make(broker: str = "redis", **env: str) -> Cluster:
+        if broker == "redis":
+            require_service("127.0.0.1", 6379, "Redis")
+        else:
+            require_service("127.0.0.1", 5672, "RabbitMQ")
+        cluster = Cluster(tmp_path, receiver, BROKER_URL if broker == "redis" else AMQP_URL, **env)
         clusters.append(cluster)
         return cluster
 
@@ -281,10 +283,11 @@ def test_two_workers_run_40_async_executions_each_in_one_trace_from_request_to_s
 
 @pytest.mark.services
 @pytest.mark.slow
-@pytest.mark.parametrize("pool", ["solo", "prefork"])
-def test_execution_whose_worker_is_killed_mid_step_ends_failed_with_the_reason(make_cluster, pool):
-    # A short visibility timeout: the unacknowledged task of a killed worker comes back within seconds.
-    cluster = make_cluster(FLOWEXEC_BROKER_VISIBILITY_TIMEOUT="3")
+@pytest.mark.parametrize(("broker", "pool"), [("redis", "solo"), ("redis", "prefork"), ("amqp", "solo")])
+def test_execution_whose_worker_is_killed_mid_step_ends_failed_with_the_reason(make_cluster, broker, pool):
+    # Redis: a short visibility timeout brings a killed worker's unacknowledged task back within
+    # seconds. RabbitMQ requeues it as soon as the dead worker's connection drops.
+    cluster = make_cluster(broker, FLOWEXEC_BROKER_VISIBILITY_TIMEOUT="3", FLOWEXEC_STALE_AFTER="8")
     flow = cluster.save_flow({
         "name": f"scale-nap-{uuid.uuid4().hex[:8]}",
         "steps": [
@@ -327,10 +330,11 @@ def test_execution_whose_worker_is_killed_mid_step_ends_failed_with_the_reason(m
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_the_same_task_delivered_twice_to_two_workers_runs_the_flow_once(make_cluster):
+@pytest.mark.parametrize("broker", ["redis", "amqp"])
+def test_the_same_task_delivered_twice_to_two_workers_runs_the_flow_once(make_cluster, broker):
     from celery import Celery
 
-    cluster = make_cluster()
+    cluster = make_cluster(broker)
     flow = cluster.save_flow({
         "name": f"scale-twice-{uuid.uuid4().hex[:8]}",
         "steps": [
@@ -342,7 +346,7 @@ def test_the_same_task_delivered_twice_to_two_workers_runs_the_flow_once(make_cl
     cluster.start_worker("w2")
     execution = cluster.submit(flow, request_id=f"twice-{uuid.uuid4().hex[:6]}")
     # The broker delivering the message again: the same task for the same execution, published again.
-    publisher = Celery("duplicate", broker=BROKER_URL)
+    publisher = Celery("duplicate", broker=cluster.broker_url)
     duplicate = publisher.send_task(TASK_NAME, args=[execution["id"]], queue=cluster.queue)
     publisher.close()
 
