@@ -244,9 +244,15 @@ def test_two_workers_run_40_async_executions_each_in_one_trace_from_request_to_s
     assert [row["status"] for row in rows] == ["succeeded"] * 40, [(r["status"], r["error"]) for r in rows]
     assert all(row["outputs"] == {"said": "hello"} for row in rows)
 
+    # A sync execution still runs in the request, in the gunicorn worker, not on a Celery worker.
+    sync = cluster.submit(flow, request_id=f"sync-{uuid.uuid4().hex[:6]}", wait=True)
+    assert (sync["status"], sync["outputs"]) == ("succeeded", {"said": "hello"})
+
     runners = cluster.runners()
     ran_on = [cluster.worker_of(_runner_pid(runners[execution_id])) for execution_id in ids]
     assert set(ran_on) == {"w1", "w2"}, ran_on
+    assert cluster.worker_of(_runner_pid(runners[sync["id"]])) is None
+    assert _parent_pid(_runner_pid(runners[sync["id"]])) == cluster.service.process.pid  # a gunicorn worker
 
     by_trace = {row["trace_id"]: row for row in rows}
     assert len(by_trace) == 40, "each execution has its own trace"
