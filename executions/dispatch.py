@@ -15,6 +15,8 @@ from executions.models import Execution
 
 logger = logging.getLogger(__name__)
 
+PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -22,15 +24,29 @@ _pool_lock = threading.Lock()
 def submit(execution: Execution) -> None:
     """Queue an execution to run in the background; the caller's trace context goes with it."""
     if conf.get("FLOWEXEC_BROKER_URL"):
-        from executions import tasks
-
-        tasks.run_execution.delay(str(execution.pk))
+        _publish(execution)
         return
     # The pool belongs to this process: mark the row ours and keep it alive while it waits in the
     # queue, so a crash is detectable and a long queue is not.
     runner.hold(str(execution.pk))
     Execution.objects.filter(pk=execution.pk).update(runner=runner.runner_id(), heartbeat_at=timezone.now())
     _in_process_pool().submit(_run_in_pool, execution.pk, otel_context.get_current())
+
+
+def _publish(execution: Execution) -> None:
+    """Send the execution to the Celery workers; if the broker cannot take it, finish it failed now."""
+    from kombu.exceptions import OperationalError
+
+    from executions import services, tasks
+
+    try:
+        # Bounded retries: a dead broker must answer the request in about a second, not hang it.
+        tasks.run_execution.apply_async(
+            (str(execution.pk),), retry=True, retry_policy=PUBLISH_RETRY_POLICY
+        )
+    except OperationalError as exc:
+        services.execution_fail(execution_id=execution.pk, reason=f"not queued: the broker is unreachable ({exc})")
+    execution.refresh_from_db()
 
 
 def _in_process_pool() -> ThreadPoolExecutor:

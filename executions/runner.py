@@ -93,6 +93,8 @@ def _ensure_heartbeat() -> None:
 
 
 def _beat_forever() -> None:
+    """Report for owned executions and sweep for dead runners; end when this process owns none."""
+    global _heartbeat
     from django.db import connection
 
     from executions import conf, services
@@ -100,6 +102,10 @@ def _beat_forever() -> None:
     interval = max(float(conf.get("FLOWEXEC_STALE_AFTER")) / 4, 0.5)
     stop = threading.Event()
     while not stop.wait(interval):
+        with _lock:
+            if not _active:
+                _heartbeat = None  # hold() starts a new one when there is work again
+                return
         # Boundary: the heartbeat thread must survive a database hiccup and try again.
         try:
             services.execution_heartbeat(execution_ids=active_ids())

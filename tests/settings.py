@@ -19,3 +19,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"flowexec-test-{os.getpid()}.sqlite3")
     }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    # One test database per pytest process, so two runs on one server never share test_<name>.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_flowexec_{os.getpid()}"}  # noqa: F405
