@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +55,10 @@ def protobuf_body(spans: list[ReadableSpan]) -> bytes:
     return encode_spans(spans).SerializeToString()
 
 
+# Recent, whole seconds: spans older than the retention period are pruned as soon as they are written.
+START_NS = (time.time_ns() // 10**9 - 60) * 10**9
+
+
 def node_json(trace_id: str = TRACE_ID, *, extra_spans: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """OTLP/JSON as the Node.js exporter writes it: hex ids, integer enums, int64 as strings."""
     span = {
@@ -62,14 +67,14 @@ def node_json(trace_id: str = TRACE_ID, *, extra_spans: list[dict[str, Any]] | N
         "parentSpanId": "eee19b7ec3c1b173",
         "name": "GET /api/flows/",
         "kind": 3,
-        "startTimeUnixNano": "1544712660000000000",
-        "endTimeUnixNano": "1544712661250000000",
+        "startTimeUnixNano": str(START_NS),
+        "endTimeUnixNano": str(START_NS + 1_250_000_000),
         "attributes": [
             {"key": "http.status_code", "value": {"intValue": "200"}},
             {"key": "retry", "value": {"boolValue": True}},
             {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"doubleValue": 1.5}]}}},
         ],
-        "events": [{"timeUnixNano": "1544712660500000000", "name": "response", "attributes": []}],
+        "events": [{"timeUnixNano": str(START_NS + 500_000_000), "name": "response", "attributes": []}],
         "status": {"code": 2, "message": "upstream failed"},
         "links": [{"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331"}],
         "droppedAttributesCount": 0,
@@ -115,7 +120,7 @@ def test_json_with_hex_ids_is_stored_with_those_ids(api_client: APIClient) -> No
     assert span.kind == "CLIENT" and span.status == "ERROR" and span.status_message == "upstream failed"
     assert span.service_name == "node-cli" and span.duration_ns == 1_250_000_000
     assert span.attributes == {"http.status_code": 200, "retry": True, "tags": ["a", 1.5]}
-    assert span.events == [{"name": "response", "time_unix_nano": 1544712660500000000, "attributes": {}}]
+    assert span.events == [{"name": "response", "time_unix_nano": START_NS + 500_000_000, "attributes": {}}]
 
 
 def test_spans_with_invalid_ids_are_rejected_as_partial_success(api_client: APIClient) -> None:
