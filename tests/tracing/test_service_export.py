@@ -17,6 +17,11 @@ pytestmark = pytest.mark.slow
 FAST_BATCHES = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
 
 
+def otlp_to(endpoint: str, **extra: str) -> dict[str, str]:
+    """Environment for a service exporting OTLP/HTTP to `endpoint`, in fast batches unless overridden."""
+    return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint, **FAST_BATCHES, **extra}
+
+
 def run_hello(service: LiveService, **headers: str) -> dict[str, Any]:
     response = service.request(
         "POST",
@@ -54,11 +59,7 @@ def test_otlp_http_export_forms_one_tree(tmp_path: Path) -> None:
     with OtlpReceiver() as receiver:
         service = start_service(
             tmp_path,
-            env={
-                "OTEL_TRACES_EXPORTER": "otlp",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
-                **FAST_BATCHES,
-            },
+            env=otlp_to(receiver.endpoint),
         )
         try:
             body = run_hello(service)
@@ -130,11 +131,7 @@ def test_spans_queued_at_shutdown_are_flushed_on_exit(tmp_path: Path) -> None:
             tmp_path,
             server="gunicorn",
             workers=1,
-            env={
-                "OTEL_TRACES_EXPORTER": "otlp",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
-                **FLUSH_AT_EXIT,
-            },
+            env=otlp_to(receiver.endpoint, **FLUSH_AT_EXIT),
         )
         body = run_hello(service)
         assert receiver.requests == []
@@ -176,11 +173,7 @@ def test_gunicorn_exports_spans_from_both_workers(tmp_path: Path) -> None:
             tmp_path,
             server="gunicorn",
             workers=2,
-            env={
-                "OTEL_TRACES_EXPORTER": "otlp",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
-                **FAST_BATCHES,
-            },
+            env=otlp_to(receiver.endpoint),
         )
 
         def instances(spans: list[ReceivedSpan]) -> bool:
@@ -203,12 +196,7 @@ def test_database_spans_and_traced_log_lines(tmp_path: Path) -> None:
     with OtlpReceiver() as receiver:
         service = start_service(
             tmp_path,
-            env={
-                "OTEL_TRACES_EXPORTER": "otlp",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
-                "FLOWEXEC_TRACE_DATABASE": "1",
-                **FAST_BATCHES,
-            },
+            env=otlp_to(receiver.endpoint, FLOWEXEC_TRACE_DATABASE="1"),
         )
         try:
             body = run_hello(service)
@@ -233,11 +221,7 @@ def test_dead_trace_backend_warns_once_and_never_fails_a_request(tmp_path: Path)
         tmp_path,
         server="gunicorn",
         workers=1,
-        env={
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": dead,
-            **FAST_BATCHES,
-        },
+        env=otlp_to(dead),
     )
     try:
         bodies = [run_hello(service) for _ in range(3)]
