@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tracing",
     "executions",
 ]
@@ -148,6 +149,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Store flow definitions, run them as executions, and read their traces.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from this app's static files, not a CDN: /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- flowexec: executions (defaults and meaning in executions/conf.py) ---
