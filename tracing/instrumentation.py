@@ -7,6 +7,7 @@ management commands that run flows, and from Celery's worker_process_init.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from tracing import conf
@@ -38,10 +39,19 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
         return _state
 
 
+def _never_capture_secret_headers() -> None:
+    """Make the instrumentations' own header capture (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*) redact ours too."""
+    from opentelemetry.util.http import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS as SANITIZE
+
+    fields = [field.strip() for field in os.environ.get(SANITIZE, "").split(",") if field.strip()]
+    os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
+
+
 def _instrument_libraries(*, database: bool) -> None:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
+    _never_capture_secret_headers()
     DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
     URLLib3Instrumentor().instrument()
     if database:

@@ -236,3 +236,19 @@ def test_dead_trace_backend_warns_once_and_never_fails_a_request(tmp_path: Path)
     assert all(body["status"] == "succeeded" for body in bodies)
     assert len(failure_lines()) == 1, failure_lines()  # ...and say nothing more
     assert "Traceback" not in service.log()
+
+
+def test_header_capture_by_the_instrumentation_never_records_secrets(tmp_path: Path) -> None:
+    with OtlpReceiver() as receiver:
+        service = start_service(
+            tmp_path, env=otlp_to(receiver.endpoint, OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST=".*")
+        )
+        try:
+            body = run_hello(service, **{"X-Api-Key": "key-secret-123", "X-Tenant": "acme"})
+            spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=20)
+        finally:
+            service.stop()
+    server = next(s for s in spans if s.kind == "SERVER" and s.trace_id == body["trace_id"])
+    assert server.attributes["http.request.header.x_tenant"] == ["acme"]  # capture is on...
+    recorded = json.dumps([s.attributes for s in spans], default=str)
+    assert service.token not in recorded and "key-secret-123" not in recorded  # ...secrets are not

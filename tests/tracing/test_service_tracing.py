@@ -258,3 +258,10 @@ def test_health_checks_and_the_otlp_receiver_are_not_traced(api_client: APIClien
     assert api_client.get("/healthz").status_code == 200
     api_client.post("/v1/traces", b"", content_type="application/x-protobuf")
     assert not [span for span in spans.all() if span.kind is SpanKind.SERVER]
+
+
+def test_unsampled_incoming_parent_is_honoured(api_client: APIClient, hello: Any, spans: Any) -> None:
+    response = run(api_client, HTTP_TRACEPARENT=f"00-{TRACE_ID}-{PARENT_ID}-00")
+    assert response.status_code == 201 and response.json()["status"] == "succeeded"
+    assert spans.all() == []  # parentbased sampler: the caller decided not to sample this trace
+    assert response.json()["trace_id"] == TRACE_ID  # still the caller's trace
