@@ -11,9 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.live import LiveService, require_service, start_service
-
-__all__ = ["LiveService", "require_service", "start_service"]
+from tests.live import LiveService, start_service
 
 _memory = InMemorySpanExporter()
 _tracing_enabled = False
