@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (venv, packages, chromium) and run the whole test suite: lint, then the tests on SQLite,
-# then again on PostgreSQL when it is reachable on 127.0.0.1:5432 (always, under
+# the fast ones again with the OpenTelemetry SDK disabled, then all again on PostgreSQL when it is
+# reachable on 127.0.0.1:5432 (always, under
 # FLOWEXEC_REQUIRE_SERVICES=1, which also turns "service not running" skips into failures).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k cli -x
 set -euo pipefail
@@ -15,6 +16,9 @@ POSTGRES_URL=${FLOWEXEC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/te
 
 echo "==> tests on SQLite"
 env -u DATABASE_URL .venv/bin/pytest "$@"
+
+echo "==> fast tests on SQLite with OTEL_SDK_DISABLED=true (tracing is optional)"
+env -u DATABASE_URL OTEL_SDK_DISABLED=true .venv/bin/pytest -q -m "not slow and not browser" "$@"
 
 if [ "${FLOWEXEC_REQUIRE_SERVICES:-0}" = "1" ] || .venv/bin/python -c \
     "import socket; socket.create_connection(('127.0.0.1', 5432), timeout=1).close()" 2>/dev/null; then

@@ -26,10 +26,15 @@ def staff_client(user: Any) -> Client:
 def executions(make_flow: Any) -> list[Execution]:
     make_flow(name="hello", steps=[{"name": "a", "type": "template", "template": "x"}])
     make_flow(name="broken", steps=[{"name": "boom", "type": "fail"}])
-    return [
+    runs = [
         services.execution_submit(flow="hello", inputs={}, request_id="req-one"),
         services.execution_submit(flow="broken", inputs={}, request_id="req-two"),
     ]
+    # Known trace ids, so the search test does not depend on tracing being enabled.
+    for run, trace_id in zip(runs, ["1" * 32, "2" * 32], strict=True):
+        Execution.objects.filter(pk=run.pk).update(trace_id=trace_id)
+        run.refresh_from_db()
+    return runs
 
 
 def test_execution_list_shows_status_flow_and_ids(staff_client: Client, executions: list[Execution]) -> None:
