@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -321,19 +322,11 @@ class _StepRecorder:
             raise FlowError(f'sub-flow "{flow}" {child.status}: {child.error}')
         return child.outputs or {}
 
-    def _db(self) -> _ThreadConnection:
-        return _ThreadConnection(close=threading.get_ident() != self.owner_thread)
-
-
-class _ThreadConnection:
-    """Close the database connection a pool thread opened, so threads never leak connections."""
-
-    def __init__(self, *, close: bool) -> None:
-        self.close = close
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.close:
-            connection.close()
+    @contextmanager
+    def _db(self) -> Iterator[None]:
+        """Close the database connection a pool thread opened, so engine threads never leak connections."""
+        try:
+            yield
+        finally:
+            if threading.get_ident() != self.owner_thread:
+                connection.close()
