@@ -184,10 +184,10 @@ def _run_traced(execution: Execution, depth: int) -> RunResult:
             Execution.objects.filter(pk=execution.pk).update(trace_id=execution.trace_id, span_id=execution.span_id)
         # Boundary: whatever goes wrong inside, the row must still finish with the error.
         try:
-            definition = engine.parse(execution.flow.definition if execution.flow else {}, config=engine_config())
-            result = engine.run(
-                definition, execution.inputs, config=engine_config(), hooks=_StepRecorder(execution), depth=depth
-            )
+            config = engine_config()
+            definition = engine.parse(execution.flow.definition if execution.flow else {}, config=config)
+            hooks = _StepRecorder(execution)
+            result = engine.run(definition, execution.inputs, config=config, hooks=hooks, depth=depth)
         except Exception as exc:
             logger.exception("execution %s crashed", execution.pk)
             span.record_exception(exc)
