@@ -23,7 +23,7 @@ if [ "${1:-}" = "stop" ]; then stop_server; exit 0; fi
 
 scripts/bootstrap.sh
 export DJANGO_DEBUG=1
-export DATABASE_URL=${DATABASE_URL:-sqlite:///$PWD/var/demo.sqlite3}
+# DATABASE_URL unset: the default db.sqlite3 beside manage.py, so `python manage.py ...` sees it too.
 # One secret for every process of the demo, so admin sessions survive a restart.
 export DJANGO_SECRET_KEY=${DJANGO_SECRET_KEY:-$(cat var/secret 2>/dev/null || .venv/bin/python -c \
   "import secrets; print(secrets.token_urlsafe(50))" | tee var/secret)}
