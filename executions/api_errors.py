@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from executions.engine.errors import FlowNotFound, FlowValidationError
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidFlow(exceptions.ValidationError):
@@ -27,7 +32,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, FlowNotFound):
         exc = exceptions.NotFound(str(exc))
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        # Boundary: an unexpected error is logged (and recorded on the server span by the Django
+        # instrumentation's middleware) but answered as JSON, even with DEBUG on: no HTML, no traceback.
+        logger.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        span = trace.get_current_span()
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        response = Response({"detail": "Internal server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    return response
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -250,6 +250,24 @@ def test_oversized_body_is_a_json_error(api_client: APIClient, settings: Any) ->
     assert response["Content-Type"].startswith("application/json")
 
 
+def test_unexpected_error_is_a_json_500_even_with_debug(
+    api_client: APIClient, monkeypatch: pytest.MonkeyPatch, settings: Any, spans: Any
+) -> None:
+    from executions import services
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("bug in a service")
+
+    settings.DEBUG = True
+    monkeypatch.setattr(services, "execution_submit", broken)  # stands in for any unforeseen bug
+    response = api_client.post("/api/executions/", {"flow": "hello"}, format="json")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error."}
+    server = next(s for s in spans.all() if s.kind.name == "SERVER")
+    assert server.status.status_code.name == "ERROR"
+    assert any(event.name == "exception" for event in server.events)
+
+
 def test_cancel_finished_execution_leaves_it_unchanged(api_client: APIClient) -> None:
     api_client.post("/api/flows/", HELLO, format="json")
     execution = api_client.post("/api/executions/", {"flow": "hello"}, format="json").json()
