@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -32,6 +33,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, FlowNotFound):
         exc = exceptions.NotFound(str(exc))
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(str(exc))
     response = drf_exception_handler(exc, context)
     if response is None:
         # Boundary: an unexpected error is logged (and recorded on the server span by the Django
