@@ -193,3 +193,14 @@ def test_execution_queued_in_this_process_is_kept_alive_by_the_heartbeat(make_fl
         assert services.execution_fail_stale(stale_after=timedelta(seconds=60)) == 0
     queued.refresh_from_db()
     assert queued.status == Execution.Status.PENDING
+
+
+def test_sqlite_runs_in_wal_mode_with_immediate_transactions(db: None) -> None:
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite settings only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
