@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection
 from django.utils import timezone
-from opentelemetry import context as otel_context
 
 from executions import conf, runner
 from executions.models import Execution
@@ -30,7 +29,8 @@ def submit(execution: Execution) -> None:
     # queue, so a crash is detectable and a long queue is not.
     runner.hold(str(execution.pk))
     Execution.objects.filter(pk=execution.pk).update(runner=runner.runner_id(), heartbeat_at=timezone.now())
-    _in_process_pool().submit(_run_in_pool, execution.pk, otel_context.get_current())
+    # The threading instrumentation hands the caller's trace context to the pool thread.
+    _in_process_pool().submit(_run_in_pool, execution.pk)
 
 
 def _publish(execution: Execution) -> None:
@@ -59,10 +59,9 @@ def _in_process_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _run_in_pool(execution_id: object, parent_context: otel_context.Context) -> None:
+def _run_in_pool(execution_id: object) -> None:
     from executions import services
 
-    token = otel_context.attach(parent_context)
     # Boundary: a background job has no caller to report to; log, and never kill the pool thread.
     try:
         services.execution_run(execution=Execution.objects.select_related("flow").get(pk=execution_id))
@@ -70,5 +69,4 @@ def _run_in_pool(execution_id: object, parent_context: otel_context.Context) -> 
         logger.exception("async execution %s could not run", execution_id)
     finally:
         runner.release(str(execution_id))
-        otel_context.detach(token)
         connection.close()

@@ -49,11 +49,14 @@ def _never_capture_secret_headers() -> None:
 
 def _instrument_libraries(*, database: bool) -> None:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
     _never_capture_secret_headers()
     DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
     URLLib3Instrumentor().instrument()
+    # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
+    ThreadingInstrumentor().instrument()
     if database:
         _instrument_database()
     if _broker_configured():
