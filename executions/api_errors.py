@@ -18,11 +18,6 @@ from executions.engine.errors import FlowNotFound, FlowValidationError
 logger = logging.getLogger(__name__)
 
 
-class InvalidFlow(exceptions.ValidationError):
-    """A flow definition or its inputs failed validation; every problem is listed."""
-
-    default_code = "invalid_flow"
-
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map engine errors to DRF exceptions, then let DRF render them."""

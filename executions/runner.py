@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,8 +101,8 @@ def _beat_forever() -> None:
     from executions import conf, services
 
     interval = max(float(conf.get("FLOWEXEC_STALE_AFTER")) / 4, 0.5)
-    stop = threading.Event()
-    while not stop.wait(interval):
+    while True:
+        time.sleep(interval)  # a period between beats, not synchronisation
         with _lock:
             if not _active:
                 _heartbeat = None  # hold() starts a new one when there is work again

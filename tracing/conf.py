@@ -27,7 +27,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 NEVER_RECORDED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
-ALWAYS_REDACTED_KEYS = frozenset({"password", "token", "secret", "authorization", "api_key"})
 
 
 def get(name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -48,7 +49,7 @@ class Command(BaseCommand):
 
     def _run_here(self, flow: str, inputs: dict[str, Any], request_id: str) -> Execution:
         tracer = trace.get_tracer(keys.TRACER_NAME)
-        request_id = request_id or _new_request_id()
+        request_id = request_id or str(uuid.uuid4())
         ctx = baggage.set_baggage(keys.CLIENT, Execution.Client.MANAGE,
                                   baggage.set_baggage(keys.REQUEST_ID, request_id))
         token = context.attach(ctx)
@@ -104,8 +105,3 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
             parsed[key] = value
     return parsed
 
-
-def _new_request_id() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
