@@ -25,3 +25,5 @@ STEP_OUTPUT_EVENT = "flow.step.output"
 EVENT_CONTENT = "content"
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# What a request id may be, for every client and the service alike (one rule, one home).
+REQUEST_ID_PATTERN = r"[A-Za-z0-9._:@/+=-]{1,128}"

@@ -14,7 +14,7 @@ from tracing import conf
 from tracing.propagation import traceresponse_header
 
 # A request id we accept from a caller: printable, no separators that could split logs, bounded.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_REQUEST_ID = re.compile(rf"^{keys.REQUEST_ID_PATTERN}$")
 
 
 class HeaderAttributesMiddleware:
