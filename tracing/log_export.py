@@ -100,6 +100,13 @@ def logger_provider_for(resource: Resource) -> tuple[LoggerProvider | None, tupl
     return provider, tuple(used)
 
 
+def log_handler(provider: LoggerProvider) -> logging.Handler:
+    """A logging handler that hands records to provider, with the current span's context (trace and span ids)."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    return LoggingHandler(logger_provider=provider)
+
+
 def configure_logs(service_name: str) -> LogsState:
     """Export this process's log records (root logger) once per process, on the traces' resource."""
     global _state
@@ -116,11 +123,13 @@ def configure_logs(service_name: str) -> LogsState:
             if provider is None:
                 state = LogsState(False, None, None, (), "log export disabled (OTEL_LOGS_EXPORTER=none)")
             else:
-                from opentelemetry.instrumentation.logging.handler import LoggingHandler
+                from opentelemetry.instrumentation.logging.handler import _overwrite_logging_config_fns
 
-                # The current span's context travels with each record: the backend links it to its trace.
-                handler = LoggingHandler(logger_provider=provider)
+                handler = log_handler(provider)
                 logging.getLogger().addHandler(handler)
+                # django.setup() runs dictConfig again (get_wsgi_application does), which drops every root
+                # handler; the maintained instrumentation's wrapper keeps this one across logging configs.
+                _overwrite_logging_config_fns(handler)
                 atexit.register(shutdown_logs)
                 state = LogsState(True, provider, handler, used, f"log export enabled: exporters={','.join(used)}")
         logger.info("%s", state.description)
