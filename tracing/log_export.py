@@ -114,9 +114,7 @@ def configure_logs(service_name: str) -> LogsState:
         if _state is not None:
             return _state
         from tracing.metrics import shared_resource
-        from tracing.provider import sdk_disabled
-
-        if sdk_disabled():
+        if telemetry.sdk_disabled():
             state = LogsState(False, None, None, (), "log export disabled (OTEL_SDK_DISABLED=true)")
         else:
             provider, used = logger_provider_for(shared_resource(service_name))

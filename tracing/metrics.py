@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -163,9 +164,10 @@ def shared_resource(service_name: str) -> Resource:
     resource = getattr(trace.get_tracer_provider(), "resource", None)
     if isinstance(resource, Resource):
         return resource
+    from tracing.config import ProcessDefaults, tracing_config
     from tracing.provider import build_resource
 
-    return build_resource(service_name)
+    return build_resource(tracing_config(os.environ, ProcessDefaults(service_name)))
 
 
 def meter_provider_for(service_name: str, *, resource: Resource | None = None) -> MetricsState:
@@ -211,10 +213,8 @@ def configure_metrics(service_name: str) -> MetricsState:
     with _lock:
         if _state is not None:
             return _state
-        from tracing.provider import sdk_disabled
-
         current = metrics.get_meter_provider()
-        if sdk_disabled():
+        if telemetry.sdk_disabled():
             state = MetricsState(False, None, (), "metrics disabled (OTEL_SDK_DISABLED=true)")
         elif isinstance(current, MeterProvider):
             state = MetricsState(True, current, (), "metrics: keeping the MeterProvider already installed")

@@ -31,6 +31,11 @@ def env(*names: str) -> str:
     return next((value.strip() for name in names if (value := os.environ.get(name, "")).strip()), "")
 
 
+def sdk_disabled() -> bool:
+    """OTEL_SDK_DISABLED=true (case-insensitive), as the spec defines it."""
+    return env("OTEL_SDK_DISABLED").lower() == "true"
+
+
 def exporter_names(variable: str, known: tuple[str, ...], default: str = "none") -> list[str]:
     """A comma-list exporter variable as known, de-duplicated names; unknown names warn and are skipped."""
     raw = env(variable) or default
