@@ -18,7 +18,7 @@ def test_dashboard_renders_the_known_counts_and_a_failed_bar_opens_the_failed_ex
     from playwright.sync_api import sync_playwright
 
     # The database is written before Playwright starts its event loop: Django refuses ORM calls inside one.
-    run_known_set(make_flow)
+    failed = run_known_set(make_flow)[-1]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -47,6 +47,6 @@ def test_dashboard_renders_the_known_counts_and_a_failed_bar_opens_the_failed_ex
             page.wait_for_selector("#result_list")
             rows = page.locator("#result_list tbody tr")
             assert rows.count() == 1
-            assert "failed" in rows.first.inner_text()
+            assert str(failed.pk) in rows.first.inner_text()
         finally:
             browser.close()
