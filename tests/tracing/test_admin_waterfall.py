@@ -189,12 +189,12 @@ def test_span_admin_lists_spans_newest_first(staff_client: Client) -> None:
     assert names == ["step shout", "step hello", "execute_flow greet", "POST api/executions/", "flowexec run"]
 
 
-@pytest.mark.parametrize(("term", "count"), [("abab", 5), ("ABABABAB", 5), ("cdcd", 1), ("abcd", 0), ("e" * 16, 1)])
-def test_span_admin_finds_spans_by_any_prefix_of_the_trace_id(staff_client: Client, term: str, count: int) -> None:
+def test_span_admin_finds_spans_by_any_prefix_of_the_trace_id(staff_client: Client) -> None:
     store_trace()
     store_trace(OTHER, SPANS[:1])
-    found = staff_client.get(reverse("admin:tracing_span_changelist"), {"q": term}).context["cl"].result_list
-    assert len(found) == count
+    for term, count in {"abab": 5, "ABABABAB": 5, "cdcd": 1, "abcd": 0, "e" * 16: 1}.items():
+        found = staff_client.get(reverse("admin:tracing_span_changelist"), {"q": term}).context["cl"].result_list
+        assert len(found) == count, term
 
 
 def test_span_admin_never_counts_the_whole_table(staff_client: Client) -> None:
