@@ -20,6 +20,7 @@ from tracing.store.selectors import hex_prefix_range
 # Longest step output shown on the page; the API has the whole of it.
 OUTPUT_PREVIEW_CHARS = 2000
 NEVER_STARTED = "never started"
+NOT_STARTED_YET = "not started yet"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class StepRow:
     name: str
     type: str
     status: str
+    status_class: str  # CSS: the run's status, or "never" for a step without a run
     after: list[str]
     attempts: str
     started: str
@@ -78,8 +80,9 @@ def execution_steps(execution: Execution) -> list[StepRow]:
     ordered = _dependency_order(execution.flow)
     names = {step.name for step in ordered}
     extra = sorted((run for name, run in runs.items() if name not in names), key=_run_start)
-    rows = [_row(step, runs.get(step.name), children.get(step.name)) for step in ordered]
-    return rows + [_row(_DefinedStep(run.name, run.type, []), run, children.get(run.name)) for run in extra]
+    unstarted = NEVER_STARTED if execution.is_finished else NOT_STARTED_YET
+    rows = [_row(step, runs.get(step.name), children.get(step.name), unstarted) for step in ordered]
+    return rows + [_row(_DefinedStep(run.name, run.type, []), run, children.get(run.name), unstarted) for run in extra]
 
 
 def execution_children(execution: Execution) -> list[Execution]:
@@ -160,13 +163,14 @@ def _run_start(run: StepRun) -> datetime:
     return run.started_at or datetime.max.replace(tzinfo=timezone.get_current_timezone())
 
 
-def _row(step: _DefinedStep, run: StepRun | None, child: Execution | None) -> StepRow:
+def _row(step: _DefinedStep, run: StepRun | None, child: Execution | None, unstarted: str) -> StepRow:
     if run is None:
-        return StepRow(step.name, step.type, NEVER_STARTED, step.after, "", "-", "-", "-", "", "", None)
+        return StepRow(step.name, step.type, unstarted, "never", step.after, "", "-", "-", "-", "", "", None)
     return StepRow(
         name=step.name,
         type=run.type,
         status=run.status,
+        status_class=run.status,
         after=step.after,
         attempts=str(run.attempts),
         started=format_timestamp(run.started_at),

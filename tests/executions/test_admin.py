@@ -188,3 +188,11 @@ def test_execution_list_page_is_read_through_an_index_not_a_sort_of_the_table(
         cursor.execute(f"EXPLAIN QUERY PLAN {page_query}")
         plan = [row[-1] for row in cursor.fetchall()]
     assert not [step for step in plan if "TEMP B-TREE" in step], plan
+
+
+def test_a_running_execution_lists_its_later_steps_as_not_started_yet(staff_client: Client, make_flow: Any) -> None:
+    flow = make_flow(steps=[{"name": "first", "type": "template", "template": "x"}])
+    execution = services.execution_create(flow=flow, inputs={})
+    Execution.objects.filter(pk=execution.pk).update(status=Execution.Status.RUNNING)
+    page = staff_client.get(f"/admin/executions/execution/{execution.pk}/change/").content.decode()
+    assert step_rows(page) == [("first", "not started yet")]
