@@ -33,8 +33,10 @@ class StepRow:
     status_class: str  # CSS: the run's status, or "never" for a step without a run
     after: list[str]
     attempts: str
-    started: str
+    started: str  # full timestamps, to the millisecond
     finished: str
+    started_time: str  # the same, time of day only (the page shows the date above)
+    finished_time: str
     duration: str
     output: str
     error: str
@@ -46,6 +48,11 @@ def format_timestamp(value: datetime | None) -> str:
     if value is None:
         return "-"
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def format_time_of_day(value: datetime | None) -> str:
+    """The time of day in the current time zone, to the millisecond; "-" when unset."""
+    return format_timestamp(value)[11:] if value is not None else "-"
 
 
 def format_duration(value: timedelta | None) -> str:
@@ -165,7 +172,7 @@ def _run_start(run: StepRun) -> datetime:
 
 def _row(step: _DefinedStep, run: StepRun | None, child: Execution | None, unstarted: str) -> StepRow:
     if run is None:
-        return StepRow(step.name, step.type, unstarted, "never", step.after, "", "-", "-", "-", "", "", None)
+        return StepRow(step.name, step.type, unstarted, "never", step.after, "", "-", "-", "-", "-", "-", "", "", None)
     return StepRow(
         name=step.name,
         type=run.type,
@@ -175,6 +182,8 @@ def _row(step: _DefinedStep, run: StepRun | None, child: Execution | None, unsta
         attempts=str(run.attempts),
         started=format_timestamp(run.started_at),
         finished=format_timestamp(run.finished_at),
+        started_time=format_time_of_day(run.started_at),
+        finished_time=format_time_of_day(run.finished_at),
         duration=format_duration(run.duration),
         output=preview(run.output),
         error=run.error,

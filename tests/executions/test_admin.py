@@ -118,7 +118,7 @@ def test_execution_page_shows_milliseconds_readable_durations_and_capped_output(
     StepRun.objects.filter(execution=execution).update(started_at=start, finished_at=step_end)
     Execution.objects.filter(pk=execution.pk).update(started_at=start, finished_at=start + timedelta(seconds=2.5))
     page = staff_client.get(f"/admin/executions/execution/{execution.pk}/change/").content.decode()
-    assert "2026-01-02 03:04:05.123" in page and "5.52 ms" in page and "2.50 s" in page
+    assert "2026-01-02 03:04:05.123" in page and ">03:04:05.123<" in page and "5.52 ms" in page and "2.50 s" in page
     assert "0:00:00.005519" not in page and "0:00:02.5" not in page
     assert "y" * pages.OUTPUT_PREVIEW_CHARS in page and "y" * (pages.OUTPUT_PREVIEW_CHARS + 1) not in page
     assert "cut: 5000 characters in all" in page
