@@ -151,13 +151,22 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, mode, fragment):
     ],
 )
 def test_the_token_rides_only_on_export_to_the_services_own_v1_traces_over_http(environ, allowed):
-    assert telemetry.otlp_token_allowed("http://svc:8000", environ) is allowed
+    settings = settings_for(["--url", "http://svc:8000", "--token", "k", "flows"], {})
+    headers = telemetry.cli_tracing_config(settings, environ).otlp.headers
+    assert dict(headers) == ({"Authorization": "Token k"} if allowed else {})
 
 
 def test_default_ports_count_as_the_same_origin():
     environ = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://svc.example/api/v1/traces"}
-    assert telemetry.otlp_token_allowed("https://svc.example:443/api", environ)
-    assert not telemetry.otlp_token_allowed("https://svc.example:443", environ)
+    for url, allowed in (("https://svc.example:443/api", True), ("https://svc.example:443", False)):
+        settings = settings_for(["--url", url, "--token", "k", "flows"], {})
+        assert bool(telemetry.cli_tracing_config(settings, environ).otlp.headers) is allowed
+
+
+def test_headers_the_operator_set_are_kept_and_no_token_is_added():
+    settings = settings_for(["--url", "http://svc:8000", "--token", "k", "flows"], {})
+    environ = {"OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=abc"}
+    assert dict(telemetry.cli_tracing_config(settings, environ).otlp.headers) == {"x-collector-key": "abc"}
 
 
 def test_error_bodies_flatten_to_one_line():

@@ -75,11 +75,11 @@ def main(argv: Sequence[str] | None = None, *, service_name: str = SERVICE_NAME,
     _configure_logging(verbose)
     try:
         check_arguments(args)
-        local = _local_command(args, parser)
-        if local is not None:
-            return local
-        settings = settings_from_args(args, os.environ, service_name=service_name, client=client)
-        return run_command(args, settings)
+        code = _local_command(args, parser)
+        if code is None:
+            code = run_command(args, settings_from_args(args, os.environ, service_name=service_name, client=client))
+        sys.stdout.flush()  # here, not at exit: a closed pipe must reach the BrokenPipeError branch below
+        return code
     except CliError as exc:
         print(f"flowexec: {one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code

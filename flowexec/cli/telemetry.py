@@ -6,10 +6,9 @@ The one module of the CLI that knows tracing/provider.py; everything else uses t
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,11 +20,13 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
+    from tracing.config import OtlpConfig, TracingConfig
+
 # Upper bound on the final span flush: a dead trace backend may cost at most this long.
 FLUSH_TIMEOUT_SECONDS = 1.5
 # The CLI's OTLP export budget unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says otherwise: below the SDK's
 # first retry backoff (1 s +-20%), so a refused connection fails at once and a silent backend within 0.75 s.
-OTLP_TIMEOUT_SECONDS = "0.75"
+OTLP_TIMEOUT_SECONDS = 0.75
 # OpenTelemetry "Environment Variables as Context Propagation Carriers": the variable for each header.
 ENVIRONMENT_CARRIERS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -42,37 +43,36 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-def _first(environ: Mapping[str, str], *names: str) -> str:
-    """The first non-empty of these variables, stripped, or ""."""
-    return next((value.strip() for name in names if (value := environ.get(name, "")).strip()), "")
-
-
-def otlp_token_allowed(service_url: str, environ: Mapping[str, str]) -> bool:
-    """Whether the API token may ride on the OTLP export: only to the service's own /v1/traces over HTTP.
+def token_allowed(otlp: OtlpConfig, service_url: str) -> bool:
+    """Whether the API token may ride on this OTLP export: only to the service's own /v1/traces over HTTP.
 
     The token authenticates to flowexec; any other endpoint (a third-party Collector) must never see it,
     and gRPC never gets it (the service has no gRPC receiver).
     """
-    from opentelemetry.sdk import environment_variables as otel
-
-    protocol = _first(environ, otel.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, otel.OTEL_EXPORTER_OTLP_PROTOCOL)
-    if protocol.lower() not in ("", "http/protobuf"):
-        return False
-    if endpoint := _first(environ, otel.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT):
-        pass
-    elif base := _first(environ, otel.OTEL_EXPORTER_OTLP_ENDPOINT):
-        endpoint = f"{base.rstrip('/')}/v1/traces"
-    else:
-        return True  # the CLI's default endpoint is the service's own
     own = f"{urlsplit(service_url).path.rstrip('/')}/v1/traces"
-    return _origin(endpoint) == _origin(service_url) and urlsplit(endpoint).path.rstrip("/") == own
+    return (
+        otlp.protocol == "http/protobuf"
+        and _origin(otlp.endpoint) == _origin(service_url)
+        and urlsplit(otlp.endpoint).path.rstrip("/") == own
+    )
 
 
-def _console_to_stderr() -> Any:
-    """Console spans on stderr: stdout is the command's output (`--json` must stay parseable)."""
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+def cli_tracing_config(settings: Settings, environ: Mapping[str, str]) -> TracingConfig:
+    """OTLP to the service's /v1/traces by default (OTEL_* override); the token only where token_allowed."""
+    from tracing.config import ProcessDefaults, tracing_config
 
-    return ConsoleSpanExporter(out=sys.stderr)
+    defaults = ProcessDefaults(
+        settings.service_name,
+        exporters=("otlp",),
+        otlp_endpoint=f"{settings.url}/v1/traces",
+        otlp_timeout=OTLP_TIMEOUT_SECONDS,
+    )
+    config = tracing_config(environ, defaults)
+    # Headers from OTEL_EXPORTER_OTLP_*HEADERS are the operator's choice and stay as they are.
+    if settings.token and not config.otlp.headers and token_allowed(config.otlp, settings.url):
+        headers = {"Authorization": f"Token {settings.token}"}
+        config = replace(config, otlp=replace(config.otlp, headers=headers))
+    return config
 
 
 @dataclass
@@ -83,20 +83,10 @@ class Tracing:
 
     @classmethod
     def start(cls, settings: Settings) -> Tracing:
-        """Configure the provider (OTLP to the service by default, OTEL_* override) and instrument urllib3."""
+        """Configure the provider and instrument urllib3."""
         from tracing.provider import configure_tracing
 
-        allowed = settings.token and otlp_token_allowed(settings.url, os.environ)
-        headers = {"Authorization": f"Token {settings.token}"} if allowed else None
-        if not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")):
-            os.environ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = OTLP_TIMEOUT_SECONDS
-        state = configure_tracing(
-            settings.service_name,
-            default_exporters="otlp",
-            otlp_endpoint=f"{settings.url}/v1/traces",
-            otlp_headers=headers,
-            extra_exporters={"console": _console_to_stderr},
-        )
+        state = configure_tracing(cli_tracing_config(settings, os.environ))
         if state.enabled:
             from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
