@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from executions import services
 from executions.models import Execution, StepRun
 from executions.open_spans import open_spans
+from flowexec.cli.render import render_trace
 from tests.live import wait_until
 from tracing.store.rows import span_row
 from tracing.store.selectors import RUNNING
@@ -121,3 +122,10 @@ def test_a_running_async_execution_shows_its_sleeping_step_and_child_execution_i
         wait_until(
             lambda: Execution.objects.get(pk=execution.pk).is_finished, timeout=15, message="the execution to end"
         )
+
+
+def test_flowexec_trace_shows_the_running_steps_flagged(api_client: APIClient, running_execution: Execution) -> None:
+    lines = render_trace(api_client.get(f"/api/traces/{TRACE}/").json()).splitlines()
+    running = [line.strip().split("  ")[0] for line in lines if line.endswith("  running")]
+    assert running == ["execute_flow slow", "step pause"]
+    assert any(line.strip().startswith("step first") and not line.endswith("running") for line in lines)

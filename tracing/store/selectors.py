@@ -11,11 +11,11 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from tracing import attributes
 from tracing.models import Span
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
-# Attribute marking a span drawn from work still running; such spans are never stored.
-RUNNING = "flowexec.span.running"
+RUNNING = attributes.SPAN_RUNNING
 # Trace search reads matching spans newest first in batches of this many rows.
 SEARCH_BATCH = 500
 # Trace search counts distinct traces exactly up to this many, so a page's cost stays bounded.
