@@ -155,7 +155,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- flowexec: executions (defaults and meaning in executions/conf.py) ---
-FLOWEXEC_HTTP_ALLOWED_HOSTS = env_list("FLOWEXEC_HTTP_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+FLOWEXEC_HTTP_ALLOWED_HOSTS = env_list("FLOWEXEC_HTTP_ALLOWED_HOSTS", "127.0.0.1:*,localhost:*" if DEBUG else "")
 FLOWEXEC_BROKER_URL = os.environ.get("FLOWEXEC_BROKER_URL", "")
 FLOWEXEC_PYTHON_FUNCTIONS = env_list("FLOWEXEC_PYTHON_FUNCTIONS")
 FLOWEXEC_STEP_WORKERS = env_int("FLOWEXEC_STEP_WORKERS", 4)

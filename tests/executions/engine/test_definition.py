@@ -87,7 +87,7 @@ def test_document_is_normalised_and_json_serialisable():
         ("{not json: [", "definition is neither valid JSON nor YAML"),
         ("[1, 2]", "definition must be an object"),
         ("just text", "definition must be an object"),
-        ("when: 2024-01-01", "definition is not JSON-serialisable"),
+        ("when: !!binary aGk=", "definition is not JSON-serialisable"),
     ],
 )
 def test_load_rejects_unusable_text(source, problem):

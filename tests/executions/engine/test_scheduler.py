@@ -49,7 +49,9 @@ class RecordingHooks(engine.NullHooks):
     def is_cancelled(self) -> bool:
         return self.cancel.is_set()
 
-    def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+    def run_subflow(
+        self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event
+    ) -> Mapping[str, Any]:
         assert self.subflow is not None
         return self.subflow(flow, inputs, depth)
 

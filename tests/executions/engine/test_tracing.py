@@ -147,7 +147,9 @@ def test_sub_flow_spans_nest_under_the_calling_step(spans):
     inner = engine.parse({"name": "inner", "steps": [{"name": "deep", "type": "template", "template": "x"}]})
 
     class Hooks(engine.NullHooks):
-        def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+        def run_subflow(
+            self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event
+        ) -> Mapping[str, Any]:
             result = engine.run(inner, inputs, config=config, hooks=self, depth=depth)
             if result.status != "succeeded":
                 raise engine.FlowError(result.error)
