@@ -112,7 +112,8 @@ def _json(text: str, max_depth: int) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     """NaN and Infinity are JavaScript, not JSON, and no database stores them in a JSON column."""
-    raise ValueError(f"{name} is not JSON")
+    # Not a ValueError: that would send "auto" mode on to YAML, which reads NaN as a string.
+    raise FlowValidationError([f"{name} is not a JSON number"])
 
 
 def _yaml(text: str, max_depth: int, label: str, invalid: str) -> Any:

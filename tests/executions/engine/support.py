@@ -83,7 +83,9 @@ class LocalServer(ThreadingHTTPServer):
         self.thread.join(WAIT)
 
 
-def run_step(step: dict, config: engine.EngineConfig = ALLOW_LOCAL, hooks: Any = None, **inputs: Any) -> engine.RunResult:
+def run_step(
+    step: dict, config: engine.EngineConfig = ALLOW_LOCAL, hooks: Any = None, **inputs: Any
+) -> engine.RunResult:
     """Run a one-step flow whose output is the step's output."""
     declared = {name: {"type": "object" if isinstance(value, dict) else "string"} for name, value in inputs.items()}
     document = {

@@ -163,7 +163,9 @@ def test_a_name_resolving_to_a_private_address_is_refused_unless_the_address_is_
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "192.168.0.1", "0.0.0.0", "::ffff:127.0.0.1"])
-def test_private_link_local_and_unspecified_addresses_are_refused(address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_private_link_local_and_unspecified_addresses_are_refused(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(http.socket, "getaddrinfo", FakeResolver({"inside.example": [address]}))
     error = run_step(get("http://inside.example/"), allow("inside.example")).error
     assert "a non-public address the allowed hosts do not name" in error
