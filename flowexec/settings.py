@@ -173,7 +173,11 @@ FLOWEXEC_SPAN_RETENTION_MAX_ROWS = env_int("FLOWEXEC_SPAN_RETENTION_MAX_ROWS", 2
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"trace_ids": {"()": "tracing.logs.TraceIdsFilter"}},
+    "filters": {
+        "trace_ids": {"()": "tracing.logs.TraceIdsFilter"},
+        # Secret input values of the running execution are masked in every line (tracing/redaction.py).
+        "secrets": {"()": "tracing.redaction.SecretsLogFilter"},
+    },
     "formatters": {
         "traced": {
             "format": "%(asctime)s %(levelname)s %(name)s "
@@ -181,7 +185,7 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["trace_ids"], "formatter": "traced"},
+        "console": {"class": "logging.StreamHandler", "filters": ["trace_ids", "secrets"], "formatter": "traced"},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("FLOWEXEC_LOG_LEVEL", "INFO")},
     "loggers": {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import math
 import random
 import threading
 import time
@@ -103,7 +104,9 @@ class _Run:
         self.lock = threading.Lock()
         self.outputs: dict[str, Any] = {}  # succeeded step -> raw output
         self.cancelled = threading.Event()
-        self.stops: set[Stop] = set()  # stop events of running attempts
+        # Inline attempts share one stop (they never wait on it); threaded attempts get their own.
+        self.inline_stop = Stop()
+        self.stops: set[Stop] = {self.inline_stop}  # stop events of running attempts
         self.next_poll = 0.0  # due at once: a run cancelled before it starts runs nothing
         self.outcomes: list[StepOutcome] = []
         self.failure: StepOutcome | None = None
@@ -230,11 +233,12 @@ class _Run:
 
     def _attempt(self, step: StepSpec, number: int, inline: bool) -> _Attempt:
         """Run one attempt inside its own `step {name}` span."""
-        stop = Stop()
-        with self.lock:
-            self.stops.add(stop)
-            if self.cancelled.is_set():
-                stop.set()
+        stop = self.inline_stop if inline else Stop()
+        if not inline:
+            with self.lock:
+                self.stops.add(stop)
+                if self.cancelled.is_set():
+                    stop.set()
         started_at = _now()
         if not inline:
             self.hooks.step_started(step, number, started_at)
@@ -257,8 +261,9 @@ class _Run:
                 status = "cancelled" if isinstance(exc, ExecutionCancelled) else "failed"
                 output, error = None, str(exc)
             finally:
-                with self.lock:
-                    self.stops.discard(stop)
+                if not inline:
+                    with self.lock:
+                        self.stops.discard(stop)
         return _Attempt(status, output, error, started_at, _now(), _span_id(span))
 
     def _execute(self, step: StepSpec, stop: Stop, span: Span, inline: bool) -> Any:
@@ -295,10 +300,20 @@ class _Run:
             span.add_event(event, {EVENT_CONTENT: text})
 
 
+# The most bytes one character of a string takes in JSON ("\u0000").
+_MAX_CHAR_BYTES = 6
+
+
 def _check_output(value: Any, config: EngineConfig) -> None:
     """ValueError unless the value is JSON within the output size limit."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"output is not JSON-serialisable: {value} is not a JSON number")
+    if value is None or isinstance(value, bool | int | float):
+        return
+    if isinstance(value, str) and len(value) * _MAX_CHAR_BYTES + 2 <= config.max_output_bytes:
+        return  # surely within the limit: skip encoding it
     try:
-        size = len(json.dumps(value, ensure_ascii=False).encode())
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
     except RecursionError:
         raise ValueError("output is nested too deeply") from None
     except (TypeError, ValueError) as exc:
