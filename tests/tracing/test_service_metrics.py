@@ -75,3 +75,22 @@ def test_cli_exports_its_http_client_metrics_when_asked(live_service: LiveServic
     receiver.wait_for(lambda r: any(m.name.startswith("http.client.") for m in r.metrics), timeout=10)
     client = next(m for m in receiver.metrics if m.name.startswith("http.client."))
     assert client.resource["service.name"] == "flowexec-cli"
+
+
+def test_service_keeps_the_log_lines_of_an_execution_in_the_store(live_service: LiveService) -> None:
+    import sqlite3
+
+    from tests.live import wait_until
+
+    if not live_service.database_url.startswith("sqlite:///"):
+        pytest.skip("reads the service's SQLite file directly")
+    response = live_service.request("POST", "/api/executions/", json={"flow": "hello", "inputs": {}})
+    execution = json.loads(response.data)
+    database = sqlite3.connect(live_service.database_url.removeprefix("sqlite:///"))
+
+    def stored() -> list[tuple[str, str]]:
+        query = "select span_id, message from tracing_logline where trace_id = ?"
+        return database.execute(query, (execution["trace_id"],)).fetchall()
+
+    lines = wait_until(lambda: [row for row in stored() if execution["id"] in row[1]], timeout=10, message="log line")
+    assert lines[0][0] == execution["span_id"]
