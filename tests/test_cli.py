@@ -304,8 +304,8 @@ def test_otel_traces_exporter_none_exports_nothing(stub):
 
 
 def test_per_command_help_has_examples_and_global_options_apart():
-    for command in ("run", "watch", "list", "flows", "completion"):
-        result = run_cli(command, "--help")
+    for command in ("run", "watch", "get", "cancel", "list", "flows", "flows apply", "flows validate", "trace"):
+        result = run_cli(*command.split(), "--help")
         assert result.returncode == 0, result.stderr
         assert "examples:" in result.stdout, command
         assert "global options (before or after the command):" in result.stdout, command

@@ -5,6 +5,7 @@ The one module of the CLI that knows tracing/provider.py; everything else uses t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from tracing.config import OtlpConfig, TracingConfig
+
+logger = logging.getLogger("flowexec.cli")
 
 # Upper bound on the final span flush: a dead trace backend may cost at most this long.
 FLUSH_TIMEOUT_SECONDS = 1.5
@@ -72,6 +75,9 @@ def cli_tracing_config(settings: Settings, environ: Mapping[str, str]) -> Tracin
     if settings.token and not config.otlp.headers and token_allowed(config.otlp, settings.url):
         headers = {"Authorization": f"Token {settings.token}"}
         config = replace(config, otlp=replace(config.otlp, headers=headers))
+    elif settings.token and "otlp" in config.exporters:
+        own = f"{settings.url}/v1/traces"
+        logger.info("OTLP export to %s goes without the API token (not %s)", config.otlp.endpoint, own)
     return config
 
 
