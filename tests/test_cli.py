@@ -375,14 +375,16 @@ def test_traceparent_tracestate_and_baggage_from_the_environment_continue_the_ca
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.endpoint,
             TRACEPARENT=f"00-{trace_id}-{parent_id}-01",
             TRACESTATE="ci=job42",
-            BAGGAGE="ci.pipeline=main",
+            BAGGAGE="ci.pipeline=main,request_id=ci-7",
         )
         result = run_cli("run", "hello", env=env)
         assert result.returncode == 0, result.stderr
         spans = collector.wait_for(lambda spans: any(s.name == "flowexec run" for s in spans), timeout=10)
     root = one(spans, name="flowexec run")
     assert (root.trace_id, root.parent_id) == (trace_id, parent_id)
+    assert root.attributes["request_id"] == "ci-7"  # the caller's request id, not a new one
     [(_, _, headers, _)] = service.api_requests()
+    assert headers["X-Request-ID"] == "ci-7"
     assert headers["traceparent"].startswith(f"00-{trace_id}-")
     assert headers["tracestate"] == "ci=job42"
     assert "ci.pipeline=main" in headers["baggage"] and "client=cli" in headers["baggage"]
