@@ -242,7 +242,7 @@ EXECUTION = {
     ("status", "body", "code", "fragment"),
     [
         (401, {"detail": "Invalid token."}, 3, "authentication refused"),
-        (403, {"detail": "You do not have permission."}, 3, "authentication refused"),
+        (403, {"detail": "You do not have permission."}, 3, "permission denied"),
         (
             400,
             {"detail": "invalid", "problems": ['input "n": expected integer', 'step "a": x']},
@@ -572,7 +572,8 @@ def test_list_follows_next_pages_up_to_the_limit_with_every_filter(stub):
     paths = [path for _, path, *_ in service.api_requests()]
     assert len(paths) == 2
     first = dict(part.split("=", 1) for part in paths[0].split("?", 1)[1].split("&"))
-    assert first == {"status": "failed", "flow": "hello", "request_id": "rid-1", "trace_id": trace_id, "client": "cli"}
+    wanted = {"status": "failed", "flow": "hello", "request_id": "rid-1", "trace_id": trace_id, "client": "cli"}
+    assert first == {**wanted, "page_size": "5"}
     assert paths[1] == "/api/executions/?cursor=p2&status=failed"
     shown = [str(uuid.UUID(int=n)) for n in range(1, 6)]
     assert [line.split()[0] for line in result.stdout.splitlines()[1:6]] == shown

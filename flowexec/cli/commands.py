@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 CANCEL_TIMEOUT_SECONDS = 5.0
 # Following a long run survives a service restart or a proxy's 502: this many failed polls in a row end it.
 POLL_ATTEMPTS = 5
+MAX_PAGE_SIZE = 200
 
 
 @dataclass
@@ -201,6 +202,8 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
         "since": args.since_time.isoformat() if args.since_time else None,
     }
     query = {key: value for key, value in filters.items() if value}
+    # One page holds the whole --limit where the API allows it (its cursor pages take up to 200).
+    query["page_size"] = str(min(args.limit, MAX_PAGE_SIZE))
     found, more = _collect(ctx.api.pages("/api/executions/", query), args.limit, args.since_time)
     ctx.show({"results": found, "more": more}, lambda: render.render_executions(found, more=more))
     return EXIT_OK
