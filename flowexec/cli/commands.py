@@ -184,6 +184,7 @@ def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _created(execution: Mapping[str, Any]) -> datetime | None:
+    """When the execution was created (None if the API did not say)."""
     try:
         moment = datetime.fromisoformat(str(execution.get("created_at")).replace("Z", "+00:00"))
     except ValueError:
@@ -233,7 +234,7 @@ def cmd_flows(args: argparse.Namespace, ctx: Context) -> int:
     if args.flows_command == "apply":
         return flowfiles.apply(ctx.api, args.paths, out=ctx.out, err=ctx.err, as_json=ctx.settings.json)
     flows = [flow for page in ctx.api.pages("/api/flows/") for flow in _results(page)]
-    ctx.show(flows, lambda: render.render_flows(flows))
+    ctx.show({"results": flows}, lambda: render.render_flows(flows))
     return EXIT_OK
 
 
