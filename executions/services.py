@@ -311,7 +311,9 @@ class _StepRecorder:
         with self._db():
             return Execution.objects.filter(pk=self.execution.pk, status=Execution.Status.CANCELLED).exists()
 
-    def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+    def run_subflow(
+        self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event | None = None
+    ) -> Mapping[str, Any]:
         with self._db():
             child = execution_create(
                 flow=selectors.flow_get(name=flow),

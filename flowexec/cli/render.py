@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from tracing import attributes as attrs
+
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -139,6 +141,8 @@ def _render_span(span: Mapping[str, Any], depth: int, lines: list[str]) -> None:
     if "ERROR" in str(span.get("status")).upper():
         message = span.get("status_message")
         line += f"  ERROR{': ' + one_line(str(message)) if message else ''}"
+    if (span.get("attributes") or {}).get(attrs.SPAN_RUNNING) is True:
+        line += "  running"
     lines.append(line)
     for child in sorted(span.get("children") or [], key=lambda s: str(s.get("start_time") or "")):
         _render_span(child, depth + 1, lines)
