@@ -13,6 +13,7 @@ import threading
 from tracing import conf, exporters
 from tracing.config import ProcessDefaults, TracingConfig, tracing_config
 from tracing.provider import TracingState, configure_tracing
+from tracing.redaction import active_mask, redact_url
 
 _lock = threading.Lock()
 _state: TracingState | None = None
@@ -69,6 +70,11 @@ def _never_capture_secret_headers() -> None:
     os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
 
 
+def _client_url(url: str) -> str:
+    """A client span's URL: no userinfo, no sensitive query values, the running execution's secrets masked."""
+    return active_mask(redact_url(url))
+
+
 def _instrument_libraries(*, database: bool) -> None:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
@@ -76,7 +82,7 @@ def _instrument_libraries(*, database: bool) -> None:
 
     _never_capture_secret_headers()
     DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
-    URLLib3Instrumentor().instrument()
+    URLLib3Instrumentor().instrument(url_filter=_client_url)
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
     ThreadingInstrumentor().instrument()
     if database:
