@@ -210,3 +210,24 @@ def test_unknown_metrics_exporter_warns_and_is_skipped(
     assert state.exporters == ("console",)
     assert "unknown exporter 'statsd' in OTEL_METRICS_EXPORTER" in caplog.text
     state.close()
+
+
+def test_prometheus_takes_the_next_free_port_when_the_configured_one_is_taken(
+    use_metrics: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+        monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
+        state = use_metrics()
+        assert state.prometheus_address is not None
+        assert port < state.prometheus_address[1] < port + 16
+        response = urllib3.request("GET", f"http://127.0.0.1:{state.prometheus_address[1]}/metrics", timeout=5)
+        assert response.status == 200
+    finally:
+        taken.close()
