@@ -22,7 +22,7 @@ def receiver() -> Iterator[SignalReceiver]:
 
 @pytest.mark.django_db(transaction=True)
 def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
-    make_flow: Any, receiver: SignalReceiver, monkeypatch: pytest.MonkeyPatch
+    make_flow: Any, receiver: SignalReceiver, monkeypatch: pytest.MonkeyPatch, spans: Any
 ) -> None:
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"{receiver.base_url}/v1/logs")

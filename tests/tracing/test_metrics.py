@@ -58,7 +58,7 @@ def _run_known_set(make_flow: Any) -> list[Execution]:
 
 @pytest.mark.django_db(transaction=True)
 def test_flow_metrics_arrive_over_otlp_with_names_units_attributes_and_values(
-    make_flow: Any, receiver: SignalReceiver, use_metrics: Any, monkeypatch: pytest.MonkeyPatch
+    make_flow: Any, receiver: SignalReceiver, use_metrics: Any, monkeypatch: pytest.MonkeyPatch, spans: Any
 ) -> None:
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.base_url}/v1/metrics")
