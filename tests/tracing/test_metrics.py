@@ -107,8 +107,13 @@ def test_flow_metrics_arrive_over_otlp_with_names_units_attributes_and_values(
     )
     # No ids as attributes: nothing an execution or trace id could make unbounded.
     ids = {str(e.pk) for e in executions} | {e.trace_id for e in executions}
+    # The same resource as this process's traces, down to service.instance.id.
+    from opentelemetry import trace
+
+    traces_resource = trace.get_tracer_provider().resource.attributes
     for metric in receiver.metrics:
         assert metric.resource["service.name"] == "flowexec-service"
+        assert metric.resource["service.instance.id"] == traces_resource["service.instance.id"]
         assert not ids & {str(v) for p in metric.points for v in p.attributes.values()}
 
 
@@ -231,3 +236,15 @@ def test_prometheus_takes_the_next_free_port_when_the_configured_one_is_taken(
         assert response.status == 200
     finally:
         taken.close()
+
+
+def test_metric_and_log_setup_import_without_django() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tracing.metrics, tracing.log_export, tracing.telemetry; "
+        "assert 'django' not in sys.modules, sorted(m for m in sys.modules if m.startswith('django'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
