@@ -84,7 +84,8 @@ def run(scale: Scale, workdir: Path) -> Section:
             ratios(medians["flowexec --help"], medians["import urllib3"]), "~1 (keep)"),
     ]
     section.notes += [
-        f"hyperfine --warmup 1 --runs {scale.cli_runs} per command, {scale.rounds} rounds (the command order rotating); "
+        f"hyperfine --warmup 1 --runs {scale.cli_runs} per command, {scale.rounds} rounds "
+        "(the command order rotating); "
         "a cell is the median over rounds of each round's median",
         f"the service: gunicorn, shipped config, tracing to the embedded store; the traced CLI exports its spans to "
         f"its /v1/traces (the default); the request: flow `{flows.TWO}`, inputs {flows.INPUTS}",

@@ -27,7 +27,7 @@ PIP_TOOLS = {"pyinstrument": "pyinstrument>=5,<6"}
 
 @dataclass(frozen=True)
 class Spread:
-    """Median and min–max of repeated measurements (rounds or samples)."""
+    """Median and min-max of repeated measurements (rounds or samples)."""
 
     median: float
     low: float
@@ -43,7 +43,7 @@ class Spread:
 
     def text(self, digits: int = 2, unit: str = "") -> str:
         number = f"{{:.{digits}f}}"
-        return f"{number.format(self.median)}{unit} ({number.format(self.low)}–{number.format(self.high)})"
+        return f"{number.format(self.median)}{unit} ({number.format(self.low)} - {number.format(self.high)})"
 
 
 def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> Spread:
@@ -62,7 +62,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 @dataclass
 class Row:
-    """One line of the results table: what was measured, its median (min–max), other figures, the target."""
+    """One line of the results table: what was measured, its median (min-max), other figures, the target."""
 
     what: str
     figures: str

@@ -49,7 +49,8 @@ def _prefect_env(workdir: Path) -> dict[str, str]:
 
 
 def run(scale: Scale, workdir: Path) -> Section:
-    section = Section("inprocess", "In-process: one execution of a two-`template`-step flow (services.execution_submit)")
+    section = Section("inprocess",
+                      "In-process: one execution of a two-`template`-step flow (services.execution_submit)")
     database = prepare_database(workdir / "inprocess" / "template.sqlite3")
     logs = workdir / "logs"
     command = [PYTHON, "-m", "bench.inprocess_worker"]
@@ -108,7 +109,7 @@ def run(scale: Scale, workdir: Path) -> Section:
                     ratios(series["prefect"], traced), ">= 400 (aim 1000)", digits=0),
             ]
         section.rows.append(Row(f"samples per side per round: {scale.batch} executions, rounds: {scale.rounds}",
-                                "medians of per-round medians, (min–max) over rounds", None))
+                                "medians of per-round medians, (min-max) over rounds", None))
         counter = start("statements", OTEL_SDK_DISABLED="true", BENCH_COUNT_SQL="1")
         try:
             statements = counter.call("statements", count=max(3, scale.batch // 4))["per_execution"]

@@ -100,7 +100,7 @@ def main() -> None:
                 with _lock:
                     counted = _statements["count"]
                 reply({"per_execution": counted / command["count"]})
-        except Exception as exc:  # noqa: BLE001 - boundary: report to the parent instead of dying silently
+        except Exception as exc:
             reply({"error": f"{type(exc).__name__}: {exc}"})
 
 

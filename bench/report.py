@@ -11,7 +11,7 @@ ORDER = ["inprocess", "service", "cli", "async", "scale"]
 
 
 def table(sections: list[Section]) -> str:
-    """A plain-text table: what | median (min–max) | other figures | target."""
+    """A plain-text table: what | median (min-max) | other figures | target."""
     lines = []
     for section in sections:
         lines.append(f"-- {section.title}")
@@ -26,7 +26,7 @@ def _markdown(section: Section) -> list[str]:
     lines = [f"## {section.title}", "",
              f"`{section.command}` — {section.date}, commit `{section.commit}`, {section.seconds:.0f} s", ""]
     if section.rows:
-        lines += ["| what | median (min–max) | figures | target |", "|---|---|---|---|"]
+        lines += ["| what | median (min-max) | figures | target |", "|---|---|---|---|"]
         lines += [f"| {row.what} | {row.value_text()} | {row.figures} | {row.target} |" for row in section.rows]
         lines.append("")
     lines += [f"- {note}" for note in section.notes]
@@ -45,7 +45,7 @@ def save(directory: Path, sections: list[Section], host: dict[str, str], *, smok
     lines = ["# Benchmark results", "",
              "Written by `bench/run.py` (see bench/README.md for what each figure means and how it is measured). "
              "Every figure is measured side by side in one run: the two sides alternate in rounds, and a cell "
-             "shows the median with the (min–max) over rounds." + (" SMOKE RUN: tiny sizes, meaningless figures."
+             "shows the median with the (min-max) over rounds." + (" SMOKE RUN: tiny sizes, meaningless figures."
                                                                    if smoke else ""), ""]
     hosts = {json.dumps(stored["machines"][s.name], sort_keys=True) for s in every}
     for text in sorted(hosts):

@@ -7,7 +7,7 @@
 
 Installs wrk and hyperfine (apt-get) and pyinstrument (pip, this venv) when missing, and Prefect 3
 into bench/.prefect-venv. Every figure is measured side by side in this run: A and B alternate in
-rounds, and the table shows the median with the min–max over rounds. Load only targets 127.0.0.1.
+rounds, and the table shows the median with the min-max over rounds. Load only targets 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report  # noqa: E402
-from bench.core import BENCH, FULL, QUICK, SMOKE, Scale, Section, ensure_tools, git_commit, load_average, machine  # noqa: E402
+from bench import report
+from bench.core import BENCH, FULL, QUICK, SMOKE, Scale, Section, ensure_tools, git_commit, load_average, machine
 
 SectionRunner = Callable[[Scale, Path], Section]
 
@@ -68,11 +68,11 @@ def main() -> int:
         load = load_average()
         try:
             section = runners[name](scale, workdir / name)
-        except Exception as exc:  # noqa: BLE001 - boundary: one broken section must not lose the others
+        except Exception as exc:
             section = Section(name, name, notes=[f"FAILED: {type(exc).__name__}: {exc}"[:3000]])
             failed.append(name)
         section.command = f".venv/bin/python {command.strip()}"
-        section.date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        section.date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         section.commit = git_commit()
         section.seconds = round(time.monotonic() - started, 1)
         section.notes.append(f"load average (1, 5, 15 min) before / after: {load} / {load_average()}")

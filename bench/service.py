@@ -21,7 +21,8 @@ WARNING_LINE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
 
 def run(scale: Scale, workdir: Path) -> Section:
-    section = Section("service", "Service: gunicorn with flowexec/gunicorn.conf.py, wrk on 127.0.0.1, SQLite, DEBUG off")
+    section = Section("service",
+                      "Service: gunicorn with flowexec/gunicorn.conf.py, wrk on 127.0.0.1, SQLite, DEBUG off")
     logs = workdir / "logs"
     database = prepare_database(workdir / "template.sqlite3")
     sink, sink_url = start_sink(log_dir=logs)
@@ -84,13 +85,15 @@ def run(scale: Scale, workdir: Path) -> Section:
             Row(f"traced / untraced executions/s, {label}",
                 f"{median(rps(name)):.1f} vs {median(rps('untraced')):.1f}/s", ratios(rps(name), rps("untraced")),
                 ">= 0.90"),
-            Row(f"traced / untraced p99 latency, {label}", f"{median(p99(name)):.1f} vs {median(p99('untraced')):.1f} ms",
+            Row(f"traced / untraced p99 latency, {label}",
+                f"{median(p99(name)):.1f} vs {median(p99('untraced')):.1f} ms",
                 ratios(p99(name), p99("untraced")), "<= 1.10"),
         ]
     section.notes += [
         f"gunicorn workers per server (from the shipped config): {workers}; wrk {CONNECTIONS} connections, "
         f"{scale.seconds} s per measurement, {scale.rounds} rounds, the order rotating each round",
-        f"POST body {REQUEST} (sync), flow `{flows.TWO}`; the reference endpoint takes the same body and inserts one row",
+        f"POST body {REQUEST} (sync), flow `{flows.TWO}`; the reference endpoint takes the same body and "
+        "inserts one row",
         f"backend down: {len(warnings)} warning/error line(s) in that service's log from start to the last "
         f"measurement (target: one){': ' + warnings[0][:300] if warnings else ''}",
     ]

@@ -3,7 +3,8 @@
 from django.urls import path
 
 from bench.refapp.views import NoteCreate
-from flowexec.urls import handler400, handler404, handler500, urlpatterns as product_urlpatterns
+from flowexec.urls import handler400, handler404, handler500
+from flowexec.urls import urlpatterns as product_urlpatterns
 
 __all__ = ["handler400", "handler404", "handler500", "urlpatterns"]
 

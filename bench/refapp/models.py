@@ -9,3 +9,6 @@ class Note(models.Model):
     flow = models.CharField(max_length=100)
     inputs = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"note {self.pk}"
