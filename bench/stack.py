@@ -190,12 +190,12 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def wrk(url: str, script: str, *, seconds: int, connections: int) -> Load:
+def wrk(url: str, script: str, *, seconds: int, connections: int, timeout: int = 10) -> Load:
     """Load `url` (127.0.0.1 only) for `seconds`; any non-2xx answer or socket error fails the measurement."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"load only ever targets 127.0.0.1, not {url}")
     result = subprocess.run(
-        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout}s",
          "--latency", "-s", script, url],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     )
@@ -204,9 +204,9 @@ def wrk(url: str, script: str, *, seconds: int, connections: int) -> Load:
     sockets = re.search(r"Socket errors: (.+)", out)
     if failures or sockets:
         raise RuntimeError(f"wrk {url}: failed requests\n{out}")
-    latency = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+(?:us|ms|s|m))$", out, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.MULTILINE))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    if not requests:
+    if not requests or set(latency) != {"50", "99"}:
         raise RuntimeError(f"wrk {url}: no request completed\n{out}")
     return Load(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
                 p50_ms=_ms(latency["50"]), p99_ms=_ms(latency["99"]), requests=requests)
