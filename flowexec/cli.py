@@ -36,7 +36,7 @@ CLIENT = "cli"
 FLUSH_TIMEOUT_SECONDS = 1.5
 # The CLI's OTLP export budget unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says otherwise: below the SDK's
 # first retry backoff (1 s +-20%), so a refused connection fails at once and a silent backend within 0.75 s.
-OTLP_TIMEOUT_SECONDS = "0.75"
+OTLP_TIMEOUT_SECONDS = 0.75
 # Cancelling on Ctrl-C must not hang the exit either.
 CANCEL_TIMEOUT_SECONDS = 5.0
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -387,17 +387,18 @@ class Tracing:
     @classmethod
     def start(cls, settings: Settings) -> Tracing:
         """Configure the provider (OTLP to the service by default, OTEL_* override) and instrument urllib3."""
+        from tracing.config import ProcessDefaults, tracing_config
         from tracing.provider import configure_tracing
 
-        headers = {"Authorization": f"Token {settings.token}"} if settings.token else None
-        if not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")):
-            os.environ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = OTLP_TIMEOUT_SECONDS
-        state = configure_tracing(
+        headers = {"Authorization": f"Token {settings.token}"} if settings.token else {}
+        defaults = ProcessDefaults(
             settings.service_name,
-            default_exporters="otlp",
+            exporters=("otlp",),
             otlp_endpoint=f"{settings.url}/v1/traces",
             otlp_headers=headers,
+            otlp_timeout=OTLP_TIMEOUT_SECONDS,
         )
+        state = configure_tracing(tracing_config(os.environ, defaults))
         if state.enabled:
             from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
