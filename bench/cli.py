@@ -47,7 +47,9 @@ def run(scale: Scale, workdir: Path) -> Section:
     env = child_env(FLOWEXEC_URL=server.url, FLOWEXEC_TOKEN=database.token)
     medians: dict[str, list[float]] = {name: [] for name in commands}
     try:
-        for round_number in range(scale.rounds):
+        # Twice the rounds of few runs each: a command's runs stay close in time to the others'.
+        rounds = scale.rounds * 2 if not scale.smoke else scale.rounds
+        for round_number in range(rounds):
             names = list(commands)
             shift = round_number % len(names)
             names = names[shift:] + names[:shift]
@@ -84,7 +86,7 @@ def run(scale: Scale, workdir: Path) -> Section:
             ratios(medians["flowexec --help"], medians["import urllib3"]), "~1 (keep)"),
     ]
     section.notes += [
-        f"hyperfine --warmup 1 --runs {scale.cli_runs} per command, {scale.rounds} rounds "
+        f"hyperfine --warmup 1 --runs {scale.cli_runs} per command, {rounds} rounds "
         "(the command order rotating); "
         "a cell is the median over rounds of each round's median",
         f"the service: gunicorn, shipped config, tracing to the embedded store; the traced CLI exports its spans to "
