@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -47,6 +48,8 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, databases)")
     args = parser.parse_args()
+    # SIGTERM unwinds like an exception, so every section's `finally` stops the servers it started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     scale = SMOKE if args.smoke else QUICK if args.quick else FULL
     runners = sections()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(runners)
