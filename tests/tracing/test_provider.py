@@ -286,3 +286,22 @@ def test_configure_tracing_runs_once_and_keeps_a_preinstalled_provider(mode, pro
     assert result["exporters"] == exporter_list
     if mode == "preinstalled":
         assert "keeping the TracerProvider already installed" in result["description"]
+
+
+def test_database_query_spans_start_only_inside_another_span(spans):
+    """FLOWEXEC_TRACE_DATABASE=1: a heartbeat or retention sweep's queries make no orphan one-span traces."""
+    from tracing.instrumentation import ChildSpansOnly
+
+    queries = ChildSpansOnly().get_tracer("opentelemetry.instrumentation.sqlite3")
+    with queries.start_as_current_span("SELECT sweep") as alone:
+        assert not alone.is_recording()
+    assert not queries.start_span("UPDATE sweep").is_recording()
+    with (
+        trace.get_tracer("test").start_as_current_span("execute_flow demo") as parent,
+        queries.start_as_current_span("SELECT step") as child,
+    ):
+        assert child.is_recording()
+    assert [(span.name, span.parent.span_id if span.parent else None) for span in spans.all()] == [
+        ("SELECT step", parent.get_span_context().span_id),
+        ("execute_flow demo", None),
+    ]
