@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.otlp_receiver import OtlpReceiver
+from tests.otlp_receiver import GrpcOtlpReceiver, OtlpReceiver
 from tests.tracing.test_exporters_wire import closed_port
 from tracing import exporters
 from tracing.config import LimitsConfig, OtlpConfig, ProcessDefaults, TracingConfig, tracing_config
@@ -305,3 +305,15 @@ def test_database_query_spans_start_only_inside_another_span(spans):
         ("SELECT step", parent.get_span_context().span_id),
         ("execute_flow demo", None),
     ]
+
+
+def test_otlp_grpc_accepts_explicit_headers_as_data():
+    """gRPC metadata keys must be lower-case: a header given as "X-Tenant" used to fail every export."""
+    with GrpcOtlpReceiver() as receiver:
+        otlp = OtlpConfig(protocol="grpc", endpoint=receiver.base_url, headers={"X-Tenant": "t1"}, timeout=2)
+        state = build_provider(config("grpc-svc", exporters=("otlp",), otlp=otlp))
+        finished(state.provider, ["over-grpc"])
+        assert shutdown_provider(state.provider, timeout_seconds=5)
+        [span] = receiver.wait_for(lambda s: len(s) >= 1)
+    assert (span.name, span.service_name) == ("over-grpc", "grpc-svc")
+    assert [headers.get("x-tenant") for headers, _ in receiver.requests] == ["t1"]
