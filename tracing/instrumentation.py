@@ -49,8 +49,18 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
 
         exporters.register_exporter("store", store_exporter)
         _state = configure_tracing(django_process_config(service_name))
+        _configure_metrics_and_logs(service_name)
         _instrument_libraries(database=bool(conf.get("FLOWEXEC_TRACE_DATABASE")))
         return _state
+
+
+def _configure_metrics_and_logs(service_name: str) -> None:
+    """MeterProvider and log export on the traces' resource, before the instrumentations look for a meter."""
+    from tracing.log_export import configure_logs
+    from tracing.metrics import configure_metrics
+
+    configure_metrics(service_name)
+    configure_logs(service_name)
 
 
 def _never_capture_secret_headers() -> None:
