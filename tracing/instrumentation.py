@@ -50,18 +50,25 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
 
         exporters.register_exporter("store", store_exporter)
         _state = configure_tracing(django_process_config(service_name))
-        _configure_metrics_and_logs(service_name)
+        _configure_metrics_and_logs(service_name, store="store" in _state.exporters)
         _instrument_libraries(database=bool(conf.get("FLOWEXEC_TRACE_DATABASE")))
         return _state
 
 
-def _configure_metrics_and_logs(service_name: str) -> None:
-    """MeterProvider and log export on the traces' resource, before the instrumentations look for a meter."""
+def _configure_metrics_and_logs(service_name: str, *, store: bool) -> None:
+    """MeterProvider and log export on the traces' resource, before the instrumentations look for a meter.
+
+    With the embedded span store, the log lines logged inside a trace go to the store too.
+    """
     from tracing.log_export import configure_logs
     from tracing.metrics import configure_metrics
 
     configure_metrics(service_name)
     configure_logs(service_name)
+    if store:
+        from tracing.log_store import install_log_store
+
+        install_log_store()
 
 
 def _never_capture_secret_headers() -> None:
