@@ -23,6 +23,9 @@ WORKER_SERVICE_NAME = "flowexec-worker"
 
 app = Celery("flowexec", include=["executions.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Prefork children log through Django's LOGGING (trace ids on every line) straight to the worker's stderr.
+# Redirected into Celery's logger instead, their handler wrote into that proxy and every line was dropped.
+app.conf.worker_redirect_stdouts = False
 
 
 @signals.worker_process_init.connect(weak=False)
