@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 PURE_ATTRIBUTE = "flowexec_pure"
+# Pure functions run inline without a timeout: none may build a result larger than this.
+MAX_REPEAT_ITEMS = 1024 * 1024
 
 
 def pure(function: F) -> F:
@@ -60,7 +62,10 @@ def add(a: float, b: float) -> float:
 
 @pure
 def multiply(a: float, b: float) -> float:
-    """Return a * b."""
+    """Return a * b; repeating a string or list is bounded, so a tiny step cannot allocate gigabytes."""
+    for sequence, times in ((a, b), (b, a)):
+        if isinstance(sequence, str | list) and isinstance(times, int) and len(sequence) * times > MAX_REPEAT_ITEMS:
+            raise ValueError(f"the result would have {len(sequence) * times} items (max {MAX_REPEAT_ITEMS})")
     return a * b
 
 
