@@ -69,3 +69,23 @@ def test_multiply_refuses_to_repeat_a_sequence_into_gigabytes() -> None:
     assert run_step(step).error == 'step "p": ValueError: the result would have 10000000000 items (max 1048576)'
     step = {"name": "p", "type": "python", "function": "multiply", "args": {"a": 3, "b": [0]}}
     assert run_step(step).outputs == {"out": [0, 0, 0]}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"function": "concat", "args": {"items": ["a"] * 10, "separator": "x" * 200_000}},
+        {"function": "replace", "args": {"text": "a" * 1000, "old": "a", "new": "b" * 2000}},
+        {"function": "replace", "args": {"text": "a" * 1000, "old": "", "new": "b" * 2000}},
+    ],
+)
+def test_pure_builtins_refuse_to_build_huge_results(args: dict) -> None:
+    error = run_step({"name": "p", "type": "python", **args}).error
+    assert error.startswith('step "p": ValueError: the result would have ') and error.endswith("(max 1048576)")
+
+
+def test_concat_and_replace_still_work() -> None:
+    concat = {"name": "p", "type": "python", "function": "concat", "args": {"items": [1, "b"], "separator": "-"}}
+    assert run_step(concat).outputs == {"out": "1-b"}
+    replace = {"name": "p", "type": "python", "function": "replace", "args": {"text": "aXa", "old": "a", "new": "bb"}}
+    assert run_step(replace).outputs == {"out": "bbXbb"}
