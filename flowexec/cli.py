@@ -387,6 +387,7 @@ class Tracing:
     @classmethod
     def start(cls, settings: Settings) -> Tracing:
         """Configure the provider (OTLP to the service by default, OTEL_* override) and instrument urllib3."""
+        # Lazy: the SDK costs start-up time that `--help` and usage errors must not pay.
         from tracing.provider import configure_tracing
 
         headers = {"Authorization": f"Token {settings.token}"} if settings.token else None
@@ -407,6 +408,7 @@ class Tracing:
     def stop(self) -> None:
         """Flush and shut down, giving up after FLUSH_TIMEOUT_SECONDS (a dead backend must not hang us)."""
         if self.enabled:
+            # Lazy: as in start(), only a traced run pays for the SDK.
             from tracing.provider import flush_and_shutdown
 
             flush_and_shutdown(timeout_seconds=FLUSH_TIMEOUT_SECONDS)

@@ -151,6 +151,7 @@ def build_exporter(
     elif name == "console":
         exporter, batched, target = console_exporter(), False, "stdout"
     elif name == "jaeger":
+        # Lazy: the Jaeger compatibility step imports thrift, worth it only when selected.
         from tracing import jaeger
 
         try:

@@ -27,6 +27,7 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
     with _lock:
         if _state is not None:
             return _state
+        # Lazy: the store exporter imports the span model, which needs Django set up.
         from tracing.store.exporter import StoreSpanExporter
 
         _state = configure_tracing(

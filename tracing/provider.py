@@ -59,6 +59,7 @@ def build_resource(service_name: str) -> Resource:
     service.instance.id is a UUID per provider (so per process, per gunicorn or Celery worker), as the
     semantic conventions recommend: it tells apart the workers of one service.
     """
+    # Lazy: importing tracing.provider must not need the flowexec package until a resource is built.
     from flowexec import __version__
 
     defaults = Resource.create(
@@ -146,6 +147,7 @@ def build_propagator() -> tuple[TextMapPropagator, tuple[str, ...]]:
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.util._importlib_metadata import entry_points
 
+    # Lazy: like the SDK's own propagators above, loaded only when propagation is configured.
     from tracing.propagation import W3CTraceContextPropagator
 
     names = _propagator_names()

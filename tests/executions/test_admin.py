@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from executions import services
+from executions import services, submission
 from executions.models import Execution
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,8 +27,8 @@ def executions(make_flow: Any) -> list[Execution]:
     make_flow(name="hello", steps=[{"name": "a", "type": "template", "template": "x"}])
     make_flow(name="broken", steps=[{"name": "boom", "type": "fail"}])
     runs = [
-        services.execution_submit(flow="hello", inputs={}, request_id="req-one"),
-        services.execution_submit(flow="broken", inputs={}, request_id="req-two"),
+        submission.execution_submit(flow="hello", inputs={}, inline=True, request_id="req-one"),
+        submission.execution_submit(flow="broken", inputs={}, inline=True, request_id="req-two"),
     ]
     # Known trace ids, so the search test does not depend on tracing being enabled.
     for run, trace_id in zip(runs, ["1" * 32, "2" * 32], strict=True):

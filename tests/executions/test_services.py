@@ -11,16 +11,15 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from executions import runner, services
+from executions import runner, services, submission
 from executions.models import Execution, StepRun
-from executions.startup import on_process_start
 from tests.live import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run(flow: Any, **inputs: Any) -> Execution:
-    return services.execution_submit(flow=flow.name, inputs=inputs, client="api")
+    return submission.execution_submit(flow=flow.name, inputs=inputs, inline=True, client="api")
 
 
 def test_independent_branches_run_concurrently(make_flow: Any) -> None:
@@ -134,7 +133,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_execution_left_running_by_a_crash_is_failed_at_start_up(make_flow: Any) -> None:
+def test_execution_left_running_by_a_crash_is_failed_by_the_sweep(make_flow: Any) -> None:
     flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"}])
     crashed = services.execution_create(flow=flow, inputs={})
     dead_runner = f"{runner.HOSTNAME}:{_dead_pid()}:deadbeef"
@@ -150,7 +149,7 @@ def test_execution_left_running_by_a_crash_is_failed_at_start_up(make_flow: Any)
         status=Execution.Status.RUNNING, runner="other-host:1:cafe", heartbeat_at=timezone.now()
     )
 
-    on_process_start("flowexec-service")
+    assert services.execution_fail_stale() == 1
 
     crashed.refresh_from_db()
     assert crashed.status == Execution.Status.FAILED
@@ -168,7 +167,7 @@ def test_execution_whose_runner_stopped_reporting_is_failed(make_flow: Any) -> N
         runner="other-host:1:cafe",
         heartbeat_at=timezone.now() - timedelta(minutes=10),
     )
-    assert services.execution_fail_stale(stale_after=timedelta(seconds=60)) == 1
+    assert services.execution_fail_stale(stale_after=60) == 1
     silent.refresh_from_db()
     assert silent.status == Execution.Status.FAILED and "other-host:1:cafe" in silent.error
 
@@ -190,7 +189,7 @@ def test_execution_queued_in_this_process_is_kept_alive_by_the_heartbeat(make_fl
     )
     with runner.owning(str(queued.pk)):
         services.execution_heartbeat(execution_ids=runner.active_ids())
-        assert services.execution_fail_stale(stale_after=timedelta(seconds=60)) == 0
+        assert services.execution_fail_stale(stale_after=60) == 0
     queued.refresh_from_db()
     assert queued.status == Execution.Status.PENDING
 

@@ -422,20 +422,20 @@ def test_redelivered_task_fails_an_execution_whose_worker_died(make_flow):
 def test_runner_is_alive_while_it_reports_and_its_process_exists():
     from django.utils import timezone
 
-    from executions import runner, tasks
-    from executions.models import Execution
+    from executions import runner
 
     now = timezone.now()
-    stale_after = timedelta(seconds=60)
     elsewhere = "other-host.example:4242:cafe0001"
-    assert tasks.runner_alive(Execution(runner=elsewhere, heartbeat_at=now), stale_after=stale_after)
-    assert not tasks.runner_alive(
-        Execution(runner=elsewhere, heartbeat_at=now - timedelta(seconds=61)), stale_after=stale_after
-    )
-    assert not tasks.runner_alive(Execution(runner=elsewhere, heartbeat_at=None), stale_after=stale_after)
-    assert tasks.runner_alive(Execution(runner=runner.runner_id(), heartbeat_at=now), stale_after=stale_after)
-    dead_here = f"{socket.gethostname()}:{_unused_pid()}:deadbeef"
-    assert not tasks.runner_alive(Execution(runner=dead_here, heartbeat_at=now), stale_after=stale_after)
+
+    def alive(owner: str, heartbeat: Any) -> bool:
+        return runner.is_alive(owner, heartbeat, now=now, stale_after=60)
+
+    assert alive(elsewhere, now)
+    assert not alive(elsewhere, now - timedelta(seconds=61))
+    assert not alive(elsewhere, None)
+    assert not alive("", now)
+    assert alive(runner.runner_id(), now)
+    assert not alive(f"{socket.gethostname()}:{_unused_pid()}:deadbeef", now)
 
 
 def _unused_pid() -> int:
