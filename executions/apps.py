@@ -7,3 +7,8 @@ class ExecutionsConfig(AppConfig):
     name = "executions"
     verbose_name = "Flows and executions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Register the FLOWEXEC_* system checks."""
+        # In ready(), as Django recommends: importing the app config stays free of side effects.
+        from executions import checks  # noqa: F401

@@ -402,8 +402,11 @@ def _run_child(child: Execution, depth: int, stop: threading.Event) -> Execution
     context = contextvars.copy_context()  # the child's span stays under the calling step's span
 
     def run_child() -> None:
+        # Boundary: the caller may have returned already; a crash here has nobody else to report to.
         try:
             context.run(execution_run, execution=child, depth=depth, stop=stop)
+        except Exception:
+            logger.exception("sub-flow execution %s crashed", child.pk)
         finally:
             connection.close()
             done.set()

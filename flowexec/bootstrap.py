@@ -12,9 +12,12 @@ import os
 import threading
 from collections.abc import Callable
 
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, close_old_connections
 
 from executions import conf, runner, services, submission
+from executions.checks import TAG
 from tracing.instrumentation import instrument_django_process
 from tracing.provider import flush_and_shutdown
 
@@ -38,6 +41,7 @@ def start(service_name: str, *, serve: bool) -> bool:
         if _started_pid == os.getpid():
             return False
         _started_pid = os.getpid()
+    check_settings()
     instrument_django_process(service_name)
     beat = submission.sweep if serve else _report_owned
     if serve:
@@ -46,6 +50,13 @@ def start(service_name: str, *, serve: bool) -> bool:
         _closing_connections(beat), runner.heartbeat_period(conf.seconds("FLOWEXEC_STALE_AFTER"))
     ).start()
     return True
+
+
+def check_settings() -> None:
+    """Refuse to start on a bad FLOWEXEC_* setting (WSGI and Celery do not run Django's checks)."""
+    errors = [message for message in checks.run_checks(tags=[TAG]) if message.is_serious()]
+    if errors:
+        raise ImproperlyConfigured("; ".join(str(error) for error in errors))
 
 
 def stop(grace: float | None = None) -> int:

@@ -142,12 +142,17 @@ class LiveService:
 
 
 def start_service(
-    directory: Path, *, env: dict[str, str] | None = None, server: str = "runserver", workers: int = 2
+    directory: Path,
+    *,
+    env: dict[str, str] | None = None,
+    server: str = "runserver",
+    workers: int = 2,
+    database_url: str | None = None,
 ) -> LiveService:
-    """Start the service on a free port and wait until /healthz answers."""
+    """Start the service on a free port and wait until /healthz answers (on `database_url`, or a fresh one)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    database_url = _database_for(directory)
+    database_url = database_url or _database_for(directory)
     port = free_port()
     server_env = base_env(DATABASE_URL=database_url, **(env or {}))
     if server == "gunicorn":
