@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from executions import conf, engine, runner, selectors
+from executions import metrics as flow_metrics
 from executions.engine import EngineConfig, FlowDefinition, RunResult, StepOutcome, StepSpec
 from executions.engine.errors import ExecutionCancelled, FlowError, FlowValidationError
 from executions.models import Execution, Flow, StepRun
@@ -191,6 +192,7 @@ def execution_started(*, execution: Execution, span: trace.Span) -> bool:
         return False
     for name, value in fields.items():
         setattr(execution, name, value)
+    flow_metrics.execution_started(execution, started_at=now)
     return True
 
 
@@ -227,6 +229,7 @@ def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
         execution.refresh_from_db()
     if execution.status == Execution.Status.CANCELLED:
         _cancel_late_steps(execution)
+    flow_metrics.execution_finished(execution)
     return execution
 
 
@@ -349,6 +352,7 @@ class _StepRecorder:
             else:
                 # Conditional: a cancel that marked the row cancelled meanwhile wins.
                 StepRun.objects.filter(pk=step_id, status=StepRun.Status.RUNNING).update(**fields)
+        flow_metrics.step_finished(self.execution, outcome)
 
     def is_cancelled(self) -> bool:
         if self.cancelled:
