@@ -229,7 +229,7 @@ globals().update({
 })
 if DEBUG and "FLOWEXEC_HTTP_ALLOWED_HOSTS" not in os.environ:
     # The demo's flows call the service itself; production allows no host until one is named.
-    FLOWEXEC_HTTP_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    FLOWEXEC_HTTP_ALLOWED_HOSTS = ["127.0.0.1:*", "localhost:*"]
 
 
 def flowexec_setting(name: str) -> Any:
@@ -240,7 +240,11 @@ def flowexec_setting(name: str) -> Any:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"trace_ids": {"()": "tracing.logs.TraceIdsFilter"}},
+    "filters": {
+        "trace_ids": {"()": "tracing.logs.TraceIdsFilter"},
+        # Secret input values of the running execution are masked in every line (tracing/redaction.py).
+        "secrets": {"()": "tracing.redaction.SecretsLogFilter"},
+    },
     "formatters": {
         "traced": {
             "format": "%(asctime)s %(levelname)s %(name)s "
@@ -248,7 +252,7 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["trace_ids"], "formatter": "traced"},
+        "console": {"class": "logging.StreamHandler", "filters": ["trace_ids", "secrets"], "formatter": "traced"},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("FLOWEXEC_LOG_LEVEL", "INFO")},
     "loggers": {
