@@ -93,7 +93,7 @@ class TraceDetailView(APIView):
         trace_id = trace_id.lower()
         if not selectors.is_trace_id(trace_id):
             raise ValidationError({"trace_id": ["must be 32 hex digits"]})
-        trace = selectors.trace_get(trace_id)
+        trace = selectors.trace_get_live(trace_id)
         if trace is None:
             raise NotFound(f"no spans stored for trace {trace_id}")
         return Response(TraceOutput(trace).data)

@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from tracing import attributes as attrs
+
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -111,10 +113,9 @@ def render_executions(executions: Sequence[Mapping[str, Any]], *, more: bool) ->
     return table + (f"\n(first {len(rows)}; more match: raise --limit or add filters)" if more else "")
 
 
-def render_flows(page: Any) -> str:
+def render_flows(flows: Sequence[Mapping[str, Any]]) -> str:
     """Table of flows."""
-    items = page.get("results", page) if isinstance(page, Mapping) else page
-    rows = [(str(f.get("name")), str(f.get("version")), str(f.get("description") or "")) for f in items]
+    rows = [(str(f.get("name")), str(f.get("version")), str(f.get("description") or "")) for f in flows]
     return _table(("NAME", "VERSION", "DESCRIPTION"), rows) if rows else "no flows"
 
 
@@ -140,6 +141,8 @@ def _render_span(span: Mapping[str, Any], depth: int, lines: list[str]) -> None:
     if "ERROR" in str(span.get("status")).upper():
         message = span.get("status_message")
         line += f"  ERROR{': ' + one_line(str(message)) if message else ''}"
+    if (span.get("attributes") or {}).get(attrs.SPAN_RUNNING) is True:
+        line += "  running"
     lines.append(line)
     for child in sorted(span.get("children") or [], key=lambda s: str(s.get("start_time") or "")):
         _render_span(child, depth + 1, lines)
