@@ -185,7 +185,8 @@ def execution_started(*, execution: Execution, span: trace.Span) -> bool:
     fields: dict[str, Any] = {"status": Execution.Status.RUNNING, "started_at": now,
                               "runner": runner.runner_id(), "heartbeat_at": now}
     span_context = span.get_span_context()
-    if span_context.is_valid:
+    # Remote: tracing is off (OTEL_SDK_DISABLED) and the "span" is the caller's, not this execution's.
+    if span_context.is_valid and not span_context.is_remote:
         fields["trace_id"] = trace.format_trace_id(span_context.trace_id)
         fields["span_id"] = trace.format_span_id(span_context.span_id)
     if not Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(**fields):

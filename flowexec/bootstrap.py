@@ -64,6 +64,12 @@ def stop(grace: float | None = None) -> int:
     left = submission.stop(grace)
     if _heartbeat is not None:
         _heartbeat.stop()
+    # Lazy: the metrics and logs SDK parts are loaded only in processes that configured them.
+    from tracing.log_export import shutdown_logs
+    from tracing.metrics import shutdown_metrics
+
+    shutdown_metrics()
+    shutdown_logs()
     flush_and_shutdown()
     return left
 

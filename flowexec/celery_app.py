@@ -14,3 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowexec.settings")
 
 app = Celery("flowexec", include=["executions.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Prefork children log through Django's LOGGING (trace ids on every line) straight to the worker's stderr.
+# Redirected into Celery's logger instead, their handler wrote into that proxy and every line was dropped.
+app.conf.worker_redirect_stdouts = False

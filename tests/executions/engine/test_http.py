@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from opentelemetry.trace import SpanKind
 
 from executions import engine
 from executions.engine import http
-from tests.executions.engine.support import WAIT, Handler, LocalServer, run_step
+from tests.executions.engine.support import ALLOW_LOCAL, WAIT, Handler, LocalServer, run_step
 
 CREDENTIALS = {
     "Authorization": "Bearer a",
@@ -91,6 +92,7 @@ def test_http_disallowed_host_is_rejected_without_a_request(server: LocalServer)
     assert server.requests == []
 
 
+@pytest.mark.hardening
 def test_http_bare_allowlist_host_allows_only_the_default_port(server: LocalServer) -> None:
     result = run_step(get(server.url("/text")), allow("127.0.0.1"))
     assert result.error == f'step "get": host "127.0.0.1:{server.server_port}" is not in the allowed hosts'
@@ -149,6 +151,7 @@ class FakeResolver:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
 
+@pytest.mark.hardening
 def test_a_name_resolving_to_a_private_address_is_refused_unless_the_address_is_named(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,6 +165,7 @@ def test_a_name_resolving_to_a_private_address_is_refused_unless_the_address_is_
     assert run_step(get(url), allow("partner.example:*", "127.0.0.1")).status == "succeeded"
 
 
+@pytest.mark.hardening
 @pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "192.168.0.1", "0.0.0.0", "::ffff:127.0.0.1"])
 def test_private_link_local_and_unspecified_addresses_are_refused(
     address: str, monkeypatch: pytest.MonkeyPatch
@@ -171,6 +175,7 @@ def test_private_link_local_and_unspecified_addresses_are_refused(
     assert "a non-public address the allowed hosts do not name" in error
 
 
+@pytest.mark.hardening
 def test_the_request_goes_to_the_checked_address_not_a_second_answer(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,6 +205,7 @@ def test_same_origin_redirect_keeps_credentials(server: LocalServer) -> None:
     assert CREDENTIALS.items() <= server.requests[1][2].items()
 
 
+@pytest.mark.hardening
 def test_cross_origin_redirect_strips_every_credential_like_header(
     server: LocalServer, other_server: LocalServer
 ) -> None:
@@ -303,3 +309,21 @@ def test_timeout_stops_the_read_and_closes_the_connection(server: LocalServer) -
     assert result.error == 'step "get": timed out after 0.3s'
     assert server.disconnected.wait(WAIT)  # the server saw the connection go away: the work stopped
     assert time.monotonic() - began < 2.0
+
+
+def test_client_spans_show_no_userinfo_sensitive_query_values_or_secret_inputs(server: LocalServer, spans: Any) -> None:
+    secret = "s3cr3t-Pa55"
+    document = {
+        "name": "leak",
+        "inputs": {"api_key": {"type": "string"}},
+        "steps": [get(f"http://bob:pw99@127.0.0.1:{server.server_port}/text?key=${{inputs.api_key}}&token=t0k3n")],
+    }
+    definition = engine.parse(document, config=ALLOW_LOCAL)
+    result = engine.run(definition, {"api_key": secret}, config=ALLOW_LOCAL)
+    assert result.status == "succeeded", result.error
+    assert server.requests[0][1] == f"/text?key={secret}&token=t0k3n"  # the server got the real values
+    client = [span for span in spans.all() if span.kind is SpanKind.CLIENT]
+    assert len(client) == 1
+    shown = repr([dict(span.attributes) for span in spans.all()])
+    assert secret not in shown and "pw99" not in shown and "t0k3n" not in shown
+    assert client[0].attributes["url.full"].endswith("/text?key=[REDACTED]&token=REDACTED")
