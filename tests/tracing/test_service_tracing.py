@@ -355,3 +355,12 @@ def test_without_an_sdk_span_traceresponse_and_the_stored_span_id_do_not_name_th
     assert "traceresponse" not in response and response["X-Request-ID"]
     assert execution.status == Execution.Status.SUCCEEDED
     assert Execution.objects.get(pk=execution.pk).span_id != PARENT_ID
+
+
+def test_server_span_url_has_sensitive_query_values_redacted(api_client: APIClient, spans: Any) -> None:
+    """Issue 9: `?token=` used to land verbatim in the server span (url.query under stable conventions)."""
+    uri = "/api/flows/?token=t0k-secret&page_size=5"
+    api_client.get("/api/flows/", {"token": "t0k-secret", "page_size": "5"}, REQUEST_URI=uri)
+    server = server_span(spans)
+    assert server.attributes["url.query"] == "token=REDACTED&page_size=5"
+    assert all("t0k-secret" not in json.dumps(dict(span.attributes), default=str) for span in spans.all())
