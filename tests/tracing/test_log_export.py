@@ -66,7 +66,7 @@ def test_dead_logs_backend_warns_once_and_never_feeds_on_itself(
     try:
         make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
         for _ in range(3):
-            assert services.execution_submit(flow="logged", inputs={}).status == "succeeded"
+            assert submission.execution_submit(flow="logged", inputs={}, inline=True).status == "succeeded"
             provider.force_flush(5000)
     finally:
         root.removeHandler(handler)
