@@ -68,6 +68,7 @@ def _configure_metrics_and_logs(service_name: str, *, store: bool) -> None:
     configure_metrics(service_name)
     configure_logs(service_name)
     if store:
+        # Lazy: the log store imports the log model, which needs Django set up.
         from tracing.log_store import install_log_store
 
         install_log_store()

@@ -97,6 +97,7 @@ class Tracing:
         state = configure_tracing(cli_tracing_config(settings, os.environ))
         metrics = telemetry.metrics_requested()
         if metrics:
+            # Lazy: the metrics SDK loads only when OTEL_METRICS_EXPORTER asks for it.
             from tracing.metrics import configure_metrics
 
             configure_metrics(settings.service_name)
@@ -109,6 +110,7 @@ class Tracing:
     def stop(self) -> None:
         """Flush and shut down, giving up after FLUSH_TIMEOUT_SECONDS (a dead backend must not hang us)."""
         if self.metrics:
+            # Lazy: as above.
             from tracing.metrics import shutdown_metrics
 
             shutdown_metrics(timeout_seconds=FLUSH_TIMEOUT_SECONDS)
