@@ -23,7 +23,8 @@ class AuthFailureThrottle(SimpleRateThrottle):
         if self.rate is None:
             return False
         self.key = self.get_cache_key(request, None)
-        self.history = [t for t in self.cache.get(self.key, []) if t > self.timer() - self.duration]
+        self.now = self.timer()
+        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
         return len(self.history) >= self.num_requests
 
     def record_failure(self, request: Request) -> None:
@@ -31,7 +32,6 @@ class AuthFailureThrottle(SimpleRateThrottle):
         if self.rate is None:
             return
         self.blocked(request)
-        self.now = self.timer()
         self.throttle_success()
 
 

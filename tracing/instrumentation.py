@@ -47,6 +47,14 @@ def _never_capture_secret_headers() -> None:
     os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
 
 
+def _guard_paths_before_the_django_middleware() -> None:
+    from django.conf import settings
+
+    guard = "tracing.safe_paths.LatinPathGuardMiddleware"
+    if guard not in settings.MIDDLEWARE:
+        settings.MIDDLEWARE.insert(0, guard)
+
+
 def _instrument_libraries(*, database: bool) -> None:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
@@ -54,6 +62,7 @@ def _instrument_libraries(*, database: bool) -> None:
 
     _never_capture_secret_headers()
     DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
+    _guard_paths_before_the_django_middleware()
     URLLib3Instrumentor().instrument()
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
     ThreadingInstrumentor().instrument()
