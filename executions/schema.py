@@ -46,6 +46,8 @@ FLOW_DEFINITION = {
     "description": "a flow definition, as JSON or YAML (no anchors or aliases)",
 }
 
+FLOW_REQUEST = {"application/json": FLOW_DEFINITION, "application/yaml": FLOW_DEFINITION}
+
 ERROR = {
     "type": "object",
     "properties": {

@@ -16,7 +16,7 @@ from executions.models import Execution, Flow
 from executions.pagination import ExecutionCursorPagination
 from executions.parsers import DefinitionJSONParser, DefinitionYAMLParser
 from executions.permissions import FlowPermissions, may_cancel
-from executions.schema import ERRORS, FLOW_DEFINITION
+from executions.schema import ERRORS, FLOW_REQUEST
 from executions.serializers import ExecutionCreateInput, ExecutionOutput, FlowOutput, FlowVersionInput
 
 
@@ -58,7 +58,7 @@ class FlowViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Flow]):
     def get_queryset(self):
         return selectors.flow_list()
 
-    @extend_schema(request=FLOW_DEFINITION, responses={201: FlowOutput, 200: FlowOutput, **ERRORS})
+    @extend_schema(request=FLOW_REQUEST, responses={201: FlowOutput, 200: FlowOutput, **ERRORS})
     def create(self, request: Request) -> Response:
         flow, created = services.flow_save(source=request.data)
         return Response(FlowOutput(flow).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -66,7 +66,7 @@ class FlowViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Flow]):
     def retrieve(self, request: Request, name: str) -> Response:
         return Response(FlowOutput(selectors.flow_get(name=name, version=_version(request))).data)
 
-    @extend_schema(request=FLOW_DEFINITION, responses={201: FlowOutput, 200: FlowOutput, **ERRORS})
+    @extend_schema(request=FLOW_REQUEST, responses={201: FlowOutput, 200: FlowOutput, **ERRORS})
     def update(self, request: Request, name: str) -> Response:
         flow, created = services.flow_save(source=request.data, name=name)
         return Response(FlowOutput(flow).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -130,7 +130,7 @@ def test_malformed_flow_definitions_get_a_400_naming_a_problem(api_client: APICl
 
 ALIAS_BOMB = "\n".join(
     ["a: &a [x, x, x, x, x, x, x, x, x]"]
-    + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(9)]
+    + [f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}]" for a, b in zip("abcdefghi", "bcdefghij", strict=True)]
     + ["name: bomb", "steps: []"]
 )
 

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from executions import selectors as execution_selectors
 from executions.permissions import INGEST_SPANS
+from executions.schema import ERRORS
 from tracing import conf
 from tracing.models import Span
 from tracing.serializers import TraceOutput, TraceSearchInput, TraceSummaryOutput
@@ -87,7 +88,13 @@ def _status(message: str, media: str, http_status: int, code: int = code_pb2.INV
     return HttpResponse(receiver.status_body(message, media, code=code), content_type=media, status=http_status)
 
 
-@extend_schema_view(get=extend_schema(operation_id="traces_list", parameters=[TraceSearchInput]))
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="traces_list",
+        parameters=[TraceSearchInput],
+        responses={200: TraceSummaryOutput(many=True), **ERRORS},
+    )
+)
 class TraceListView(ListAPIView):
     """GET /api/traces/?service=&name=&min_duration=: traces with a matching span, most recent first."""
 
@@ -110,7 +117,7 @@ class TraceListView(ListAPIView):
 class TraceDetailView(APIView):
     """GET /api/traces/{trace_id}/: every stored span of the trace, as a tree."""
 
-    @extend_schema(operation_id="traces_retrieve", responses=TraceOutput)
+    @extend_schema(operation_id="traces_retrieve", responses={200: TraceOutput, **ERRORS})
     def get(self, request: Request, trace_id: str) -> Response:
         """One trace; 404 when the store holds none of its spans."""
         trace_id = trace_id.lower()
