@@ -265,3 +265,16 @@ def test_deleting_one_version_keeps_the_others_and_numbers_are_never_reused(api_
     assert api_client.delete("/api/flows/v/").status_code == 204
     assert api_client.get("/api/flows/v/").status_code == 404
     assert api_client.post("/api/flows/", first, format="json").json()["version"] == 4
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/flows/\u00e9t\u00e9/"), ("post", "/api/flows"), ("delete", "/api/flows/.exe/"), ("get", "/api/no")],
+)
+def test_unknown_api_paths_are_a_json_404_even_with_debug_and_a_session(
+    api_client: APIClient, settings: Any, method: str, path: str
+) -> None:
+    settings.DEBUG = True  # Django's DEBUG 404 page is HTML, and a POST without a slash would raise
+    api_client.cookies["sessionid"] = "anything"  # a cookie makes CSRF checks apply to non-DRF views
+    response = getattr(api_client, method)(path)
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
