@@ -7,3 +7,10 @@ class ExecutionsConfig(AppConfig):
     name = "executions"
     verbose_name = "Flows and executions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from executions.open_spans import open_spans
+        from tracing.store.selectors import open_span_source_register
+
+        # Traces show running executions' steps, which the span store only gets when they end.
+        open_span_source_register(open_spans)

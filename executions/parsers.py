@@ -1,8 +1,7 @@
-"""Request body parsers: bounded raw reads, then one loader per kind of body, never an unbounded parse."""
+"""Request body parsers: a bounded raw read, then the engine's one document loader, never an unbounded parse."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -11,9 +10,10 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
 from executions import conf, engine
-from executions.documents import UnsafeDocument, check_document
+from executions.engine.errors import FlowValidationError
 
 READ_SIZE = 64 * 1024
+TOO_BIG = "Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE."
 
 
 def read_limited(stream: Any, parser_context: Any) -> bytes:
@@ -26,65 +26,48 @@ def read_limited(stream: Any, parser_context: Any) -> bytes:
         except ValueError:
             declared = 0
         if declared > limit:
-            raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+            raise RequestDataTooBig(TOO_BIG)
     body = bytearray()
     while chunk := stream.read(READ_SIZE):
         body += chunk
         if limit is not None and len(body) > limit:
-            raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+            raise RequestDataTooBig(TOO_BIG)
     return bytes(body)
 
 
-def definition_load(raw: bytes) -> dict[str, Any]:
-    """A flow definition from JSON or YAML text through the engine's one loader, checked as a stored document."""
-    try:
-        document = engine.load(raw, max_bytes=int(conf.get("FLOWEXEC_MAX_DEFINITION_BYTES")))
-        return check_document(document)
-    except RecursionError as exc:
-        # The parsers recurse per nesting level; a hostile document must be a 400, not a crashed worker.
-        raise ParseError("definition is nested too deeply") from exc
-    except UnsafeDocument as exc:
-        raise ParseError(f"definition: {exc}") from exc
-
-
 class JSONBodyParser(BaseParser):
-    """application/json bodies: size-limited, depth-limited, every string storable."""
+    """application/json bodies (executions): size- and depth-limited, a top-level object, every string storable."""
 
     media_type = "application/json"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         raw = read_limited(stream, parser_context)
         try:
-            document = json.loads(raw, parse_constant=_refuse_constant)
-        except RecursionError as exc:
-            raise ParseError("JSON body is nested too deeply") from exc
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error: {exc}") from exc
-        if not isinstance(document, dict):
-            raise ParseError("the body must be a JSON object")
-        try:
-            return check_document(document)
-        except UnsafeDocument as exc:
-            raise ParseError(f"body: {exc}") from exc
+            return engine.load_document(
+                raw,
+                max_bytes=len(raw),  # already bounded by read_limited
+                max_depth=int(conf.get("FLOWEXEC_MAX_BODY_DEPTH")),
+                syntax="json",
+                label="request body",
+            )
+        except FlowValidationError as exc:
+            raise ParseError("; ".join(exc.problems)) from exc
 
 
 class DefinitionJSONParser(BaseParser):
-    """A flow definition posted as application/json, loaded by the engine's definition loader."""
+    """A flow definition posted as application/json, through the engine's definition loader."""
 
     media_type = "application/json"
+    syntax = "json"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        return definition_load(read_limited(stream, parser_context))
+        raw = read_limited(stream, parser_context)
+        # FlowValidationError (size, syntax, nesting, aliases, storability) answers 400 with its problems.
+        return engine.load_document(raw, max_bytes=int(conf.get("FLOWEXEC_MAX_DEFINITION_BYTES")), syntax=self.syntax)
 
 
-class DefinitionYAMLParser(BaseParser):
-    """A flow definition posted as application/yaml: the same loader (no aliases, bounded size and depth)."""
+class DefinitionYAMLParser(DefinitionJSONParser):
+    """A flow definition posted as application/yaml: the same loader (no anchors or aliases, bounded depth)."""
 
     media_type = "application/yaml"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        return definition_load(read_limited(stream, parser_context))
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    syntax = "yaml"

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from executions import conf, dispatch, engine, runner, selectors
+from executions import metrics as flow_metrics
 from executions.engine import EngineConfig, FlowDefinition, RunResult, StepOutcome, StepSpec
 from executions.engine.errors import FlowError, FlowValidationError
 from executions.models import Execution, Flow, FlowName, StepRun
@@ -168,6 +169,7 @@ def execution_run(*, execution: Execution, depth: int = 0) -> Execution:
     if not claimed:
         execution.refresh_from_db()
         return execution
+    flow_metrics.execution_started(execution, started_at=now)
     with runner.owning(str(execution.pk)):
         result = _run_traced(execution, depth)
     return _execution_finish(execution, result)
@@ -220,6 +222,7 @@ def _execution_finish(execution: Execution, result: RunResult) -> Execution:
         finished_at=timezone.now(),
     )
     execution.refresh_from_db()
+    flow_metrics.execution_finished(execution)
     return execution
 
 
@@ -309,12 +312,15 @@ class _StepRecorder:
                     "span_id": outcome.span_id or "",
                 },
             )
+        flow_metrics.step_finished(self.execution, outcome)
 
     def is_cancelled(self) -> bool:
         with self._db():
             return Execution.objects.filter(pk=self.execution.pk, status=Execution.Status.CANCELLED).exists()
 
-    def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+    def run_subflow(
+        self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event | None = None
+    ) -> Mapping[str, Any]:
         with self._db():
             child = execution_create(
                 flow=selectors.flow_get(name=flow),

@@ -185,7 +185,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- flowexec: executions (defaults and meaning in executions/conf.py) ---
-FLOWEXEC_HTTP_ALLOWED_HOSTS = env_list("FLOWEXEC_HTTP_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+FLOWEXEC_HTTP_ALLOWED_HOSTS = env_list("FLOWEXEC_HTTP_ALLOWED_HOSTS", "127.0.0.1:*,localhost:*" if DEBUG else "")
 FLOWEXEC_BROKER_URL = os.environ.get("FLOWEXEC_BROKER_URL", "")
 FLOWEXEC_PYTHON_FUNCTIONS = env_list("FLOWEXEC_PYTHON_FUNCTIONS")
 FLOWEXEC_STEP_WORKERS = env_int("FLOWEXEC_STEP_WORKERS", 4)
@@ -204,7 +204,11 @@ FLOWEXEC_SPAN_RETENTION_MAX_BYTES = env_int("FLOWEXEC_SPAN_RETENTION_MAX_BYTES",
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"trace_ids": {"()": "tracing.logs.TraceIdsFilter"}},
+    "filters": {
+        "trace_ids": {"()": "tracing.logs.TraceIdsFilter"},
+        # Secret input values of the running execution are masked in every line (tracing/redaction.py).
+        "secrets": {"()": "tracing.redaction.SecretsLogFilter"},
+    },
     "formatters": {
         "traced": {
             "format": "%(asctime)s %(levelname)s %(name)s "
@@ -212,7 +216,7 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["trace_ids"], "formatter": "traced"},
+        "console": {"class": "logging.StreamHandler", "filters": ["trace_ids", "secrets"], "formatter": "traced"},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("FLOWEXEC_LOG_LEVEL", "INFO")},
     "loggers": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,14 @@ def test_unresponsive_service_times_out_with_exit_3(silent_port):
     assert elapsed < 0.5 + QUICK_EXIT_SECONDS
 
 
-class StubService:
-    """A stand-in service answering every API call with one canned JSON response, recording requests."""
+Responder = Callable[[str, str, bytes], "tuple[int, Any]"]
 
-    def __init__(self, status: int, body: Any) -> None:
-        self.status, self.body = status, body
+
+class StubService:
+    """A stand-in service: `respond(method, path, body)` gives (status, JSON or bytes); requests are recorded."""
+
+    def __init__(self, respond: Responder) -> None:
+        self.respond = respond
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         stub = self
 
@@ -175,13 +179,15 @@ class StubService:
                 if self.path.startswith("/v1/traces"):
                     status, payload, kind = 200, b"", "application/x-protobuf"
                 else:
-                    status, kind = stub.status, "application/json"
-                    payload = stub.body if isinstance(stub.body, bytes) else json.dumps(stub.body).encode()
+                    status, answer = stub.respond(self.command, self.path, body)
+                    kind = "application/json"
+                    payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                with contextlib.suppress(OSError):  # the CLI gave up waiting (--timeout) and hung up
+                    self.wfile.write(payload)
 
             do_GET = do_POST = _answer
 
@@ -189,6 +195,7 @@ class StubService:
                 """Quiet."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -202,11 +209,12 @@ class StubService:
 
 @pytest.fixture
 def stub() -> Iterator[Any]:
-    """Factory for stub services, closed after the test."""
+    """Factory for stub services answering every call alike (status, body) or through a responder function."""
     made: list[StubService] = []
 
-    def make(status: int, body: Any) -> StubService:
-        made.append(StubService(status, body))
+    def make(status: int | Responder, body: Any = None) -> StubService:
+        respond = status if callable(status) else (lambda method, path, raw: (status, body))
+        made.append(StubService(respond))
         return made[-1]
 
     yield make
@@ -234,7 +242,7 @@ EXECUTION = {
     ("status", "body", "code", "fragment"),
     [
         (401, {"detail": "Invalid token."}, 3, "authentication refused"),
-        (403, {"detail": "You do not have permission."}, 3, "authentication refused"),
+        (403, {"detail": "You do not have permission."}, 3, "permission denied"),
         (
             400,
             {"detail": "invalid", "problems": ['input "n": expected integer', 'step "a": x']},
@@ -293,6 +301,355 @@ def test_otel_traces_exporter_none_exports_nothing(stub):
     result = run_cli("--url", service.url, "run", "hello", env=base_env(OTEL_TRACES_EXPORTER="none"))
     assert result.returncode == 0, result.stderr
     assert [r[1] for r in service.requests] == ["/api/executions/"]
+
+
+def test_per_command_help_has_examples_and_global_options_apart():
+    for command in ("run", "watch", "get", "cancel", "list", "flows", "flows apply", "flows validate", "trace"):
+        result = run_cli(*command.split(), "--help")
+        assert result.returncode == 0, result.stderr
+        assert "examples:" in result.stdout, command
+        assert "global options (before or after the command):" in result.stdout, command
+        assert f"flowexec {command}" in result.stdout.split("examples:", 1)[1], command
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_prints_a_script_generated_from_the_parser(shell):
+    result = run_cli("completion", shell)
+    assert result.returncode == 0, result.stderr
+    assert "complete -F _flowexec_complete flowexec" in result.stdout
+    assert "'flows apply')" in result.stdout and "--since" in result.stdout
+    assert ("#compdef flowexec" in result.stdout) is (shell == "zsh")
+
+
+# --------------------------------------------------------------------------- where the CLI's spans go
+
+
+def header_values(requests: list[tuple[dict[str, str], bytes]]) -> list[str]:
+    """Every header (or gRPC metadata) name and value the receiver saw, lower-cased."""
+    return [f"{key}: {value}".lower() for headers, _ in requests for key, value in headers.items()]
+
+
+@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"])
+def test_a_third_party_collector_gets_the_cli_spans_over_http_but_never_the_token(stub, variable):
+    service = stub(201, EXECUTION)
+    with OtlpReceiver() as collector:
+        endpoint = collector.endpoint if variable.endswith("TRACES_ENDPOINT") else collector.base_url
+        env = base_env(FLOWEXEC_URL=service.url, FLOWEXEC_TOKEN="secret-key", OTEL_TRACES_EXPORTER="otlp")
+        result = run_cli("run", "hello", env={**env, variable: endpoint})
+        assert result.returncode == 0, result.stderr
+        collector.wait_for(lambda spans: any(s.name == "flowexec run" for s in spans), timeout=10)
+        seen = header_values(collector.requests)
+    assert not [line for line in seen if "secret-key" in line or line.startswith("authorization")], seen
+    [(_, _, headers, _)] = service.api_requests()
+    assert headers["Authorization"] == "Token secret-key"  # the API itself still gets it
+
+
+def test_cli_spans_export_over_grpc_without_the_token(stub):
+    from tests.otlp_receiver import GrpcOtlpReceiver
+
+    service = stub(201, EXECUTION)
+    with GrpcOtlpReceiver() as collector:
+        env = base_env(
+            FLOWEXEC_URL=service.url,
+            FLOWEXEC_TOKEN="secret-key",
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector.base_url,
+        )
+        result = run_cli("-v", "run", "hello", env=env)
+        assert result.returncode == 0, result.stderr
+        spans = collector.wait_for(lambda spans: any(s.name == "flowexec run" for s in spans), timeout=10)
+        seen = header_values(collector.requests)
+    assert "Metadata key" not in result.stderr
+    assert {s.service_name for s in spans} == {"flowexec-cli"}
+    assert not [line for line in seen if "secret-key" in line or line.startswith("authorization")], seen
+
+
+def test_traceparent_tracestate_and_baggage_from_the_environment_continue_the_callers_trace(stub):
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    service = stub(201, EXECUTION)
+    with OtlpReceiver() as collector:
+        env = base_env(
+            FLOWEXEC_URL=service.url,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.endpoint,
+            TRACEPARENT=f"00-{trace_id}-{parent_id}-01",
+            TRACESTATE="ci=job42",
+            BAGGAGE="ci.pipeline=main,request_id=ci-7",
+        )
+        result = run_cli("run", "hello", env=env)
+        assert result.returncode == 0, result.stderr
+        spans = collector.wait_for(lambda spans: any(s.name == "flowexec run" for s in spans), timeout=10)
+    root = one(spans, name="flowexec run")
+    assert (root.trace_id, root.parent_id) == (trace_id, parent_id)
+    assert root.attributes["request_id"] == "ci-7"  # the caller's request id, not a new one
+    [(_, _, headers, _)] = service.api_requests()
+    assert headers["X-Request-ID"] == "ci-7"
+    assert headers["traceparent"].startswith(f"00-{trace_id}-")
+    assert headers["tracestate"] == "ci=job42"
+    assert "ci.pipeline=main" in headers["baggage"] and "client=cli" in headers["baggage"]
+
+
+@pytest.mark.parametrize("traceparent", ["00-zz-00f067aa0ba902b7-01", f"00-{'0' * 32}-00f067aa0ba902b7-01", "junk"])
+def test_an_invalid_traceparent_in_the_environment_is_ignored_but_its_baggage_still_counts(stub, traceparent):
+    service = stub(201, EXECUTION)
+    env = base_env(FLOWEXEC_URL=service.url, OTEL_TRACES_EXPORTER="none", TRACEPARENT=traceparent, BAGGAGE="ci=1")
+    result = run_cli("run", "hello", env=env)
+    assert result.returncode == 0, result.stderr
+    [(_, _, headers, _)] = service.api_requests()
+    assert headers["traceparent"].split("-")[1] not in traceparent  # a new trace
+    assert "ci=1" in headers["baggage"]  # the environment was read: only the invalid value was dropped
+
+
+# --------------------------------------------------------------------------- Unix manners
+
+
+def test_a_closed_output_pipe_ends_quietly_like_a_unix_tool(stub):
+    page = {"next": None, "results": [{**EXECUTION, "id": str(uuid.uuid4())} for _ in range(50)]}
+    service = stub(200, page)
+    process = subprocess.Popen(
+        [*CLI, "--url", service.url, "list"],
+        cwd=ROOT,
+        env=base_env(OTEL_TRACES_EXPORTER="none"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # `| head` that already read what it wanted
+    stderr = process.stderr.read()
+    assert process.wait(timeout=30) == 141, stderr
+    assert stderr == ""
+
+
+def test_an_unexpected_error_has_its_own_exit_code_not_the_flow_failed_one(stub):
+    service = stub(201, ["not", "an", "execution"])
+    result = run_cli("--url", service.url, "run", "hello", env=base_env(OTEL_TRACES_EXPORTER="none"))
+    assert_exit(result, 4, "unexpected error")
+
+
+# --------------------------------------------------------------------------- following a run
+
+
+def execution(status: str, **fields: Any) -> dict[str, Any]:
+    """EXECUTION in another state."""
+    body = {**EXECUTION, "status": status, **fields}
+    if status != "succeeded":
+        body["outputs"] = fields.get("outputs", {})
+    return body
+
+
+class Sequenced:
+    """Answers GET /api/executions/{id}/ with the given states in turn (the last one repeats)."""
+
+    def __init__(self, *states: dict[str, Any]) -> None:
+        self.states = list(states)
+
+    def next(self) -> dict[str, Any]:
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+
+@pytest.mark.parametrize(("final", "code"), [("succeeded", 0), ("failed", 1)])
+def test_sync_run_past_its_timeout_prints_the_id_and_follows_to_the_flows_exit_code(stub, final, code):
+    release = threading.Event()
+    polls = Sequenced(execution("running"), execution("running"), execution(final, error="boom"))
+    detail = f"/api/executions/{EXECUTION['id']}/"
+
+    def respond(method: str, path: str, body: bytes) -> tuple[int, Any]:
+        if method == "POST":
+            release.wait(20)  # a service still waiting on the flow when the CLI's --timeout passes
+            return 201, execution(final)
+        if path == "/api/executions/?request_id=slow-1":
+            return 200, {"next": None, "results": [execution("running")]}
+        assert path == detail, path
+        return 200, polls.next()
+
+    service = stub(respond)
+    try:
+        result = run_cli(
+            "--url",
+            service.url,
+            "--timeout",
+            "0.5",
+            "run",
+            "hello",
+            "--request-id",
+            "slow-1",
+            env=base_env(OTEL_TRACES_EXPORTER="none"),
+        )
+    finally:
+        release.set()
+    assert result.returncode == code, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert f"execution {EXECUTION['id']} running; following it" in first
+    assert f"flowexec watch {EXECUTION['id']}" in first
+    assert f"execution {EXECUTION['id']}  {final}" in result.stdout
+    assert f"execution id: {EXECUTION['id']}" in result.stdout
+    assert [p for m, p, *_ in service.api_requests()].count(detail) >= 3
+
+
+def test_a_202_from_the_service_hands_over_to_polling_until_the_end(stub):
+    polls = Sequenced(execution("running"), execution("succeeded"))
+
+    def respond(method: str, path: str, body: bytes) -> tuple[int, Any]:
+        return (202, execution("running")) if method == "POST" else (200, polls.next())
+
+    service = stub(respond)
+    result = run_cli("--url", service.url, "--json", "run", "hello", env=base_env(OTEL_TRACES_EXPORTER="none"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"] == EXECUTION["outputs"]
+    assert f"execution {EXECUTION['id']} running; following it" in result.stderr
+
+
+def test_detach_submits_without_following(stub):
+    service = stub(202, execution("pending"))
+    result = run_cli("--url", service.url, "run", "hello", "--detach", env=base_env(OTEL_TRACES_EXPORTER="none"))
+    assert result.returncode == 0, result.stderr
+    assert f"follow it with:  flowexec watch {EXECUTION['id']}" in result.stdout
+    [(method, _, _, body)] = service.api_requests()
+    assert method == "POST" and json.loads(body)["wait"] is False
+
+
+@pytest.mark.parametrize(("final", "code"), [("succeeded", 0), ("failed", 1), ("cancelled", 1)])
+def test_watch_follows_an_execution_with_the_same_output_and_exit_code_as_run(stub, final, code):
+    finished = execution(final, error="" if final == "succeeded" else "it broke")
+    polls = Sequenced(execution("pending"), execution("running"), finished)
+    service = stub(lambda method, path, body: (201, finished) if method == "POST" else (200, polls.next()))
+    env = base_env(OTEL_TRACES_EXPORTER="none")
+    watch = run_cli("--url", service.url, "watch", EXECUTION["id"], env=env)
+    assert len(service.api_requests()) == 3
+    ran = run_cli("--url", service.url, "run", "hello", env=env)
+    assert (watch.returncode, ran.returncode) == (code, code), watch.stderr
+    assert watch.stdout == ran.stdout
+    following = [line for line in watch.stderr.splitlines() if "following it" in line]
+    assert len(following) == 1
+    assert [line for line in watch.stderr.splitlines() if line not in following] == ran.stderr.splitlines()
+
+
+# --------------------------------------------------------------------------- list: paging and filters
+
+
+def listing(count: int, start: int = 0, minutes_ago: int = 0) -> list[dict[str, Any]]:
+    """`count` executions, newest first, created a minute apart from `minutes_ago` on."""
+    now = time.time()
+    return [
+        {
+            **EXECUTION,
+            "id": str(uuid.UUID(int=start + n + 1)),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60 * (minutes_ago + n))),
+        }
+        for n in range(count)
+    ]
+
+
+def paged(pages: dict[str, dict[str, Any]]) -> Responder:
+    """Answer GET /api/executions/ by its cursor parameter (none: the first page)."""
+
+    def respond(method: str, path: str, body: bytes) -> tuple[int, Any]:
+        cursor = next(
+            (part.split("=", 1)[1] for part in path.split("?", 1)[-1].split("&") if part.startswith("cursor=")), ""
+        )
+        return 200, pages[cursor]
+
+    return respond
+
+
+PAGES = {
+    # `next` names another host, as behind a proxy: only its path and query are followed, with our base URL.
+    "": {"next": "http://elsewhere.invalid:9/api/executions/?cursor=p2&status=failed", "results": listing(3)},
+    "p2": {"next": "http://elsewhere.invalid:9/api/executions/?cursor=p3&status=failed", "results": listing(3, 3)},
+    "p3": {"next": None, "results": listing(1, 6)},
+}
+
+
+def test_list_follows_next_pages_up_to_the_limit_with_every_filter(stub):
+    service = stub(paged(PAGES))
+    env = base_env(OTEL_TRACES_EXPORTER="none")
+    trace_id = "ab" * 16
+    filters = ["--status", "failed", "--flow", "hello", "--request-id", "rid-1", "--trace-id", trace_id]
+    result = run_cli("--url", service.url, "list", "--limit", "5", *filters, "--client", "cli", env=env)
+    assert result.returncode == 0, result.stderr
+    paths = [path for _, path, *_ in service.api_requests()]
+    assert len(paths) == 2
+    first = dict(part.split("=", 1) for part in paths[0].split("?", 1)[1].split("&"))
+    wanted = {"status": "failed", "flow": "hello", "request_id": "rid-1", "trace_id": trace_id, "client": "cli"}
+    assert first == {**wanted, "page_size": "5"}
+    assert paths[1] == "/api/executions/?cursor=p2&status=failed"
+    shown = [str(uuid.UUID(int=n)) for n in range(1, 6)]
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:6]] == shown
+    assert str(uuid.UUID(int=6)) not in result.stdout
+    assert "more match: raise --limit" in result.stdout
+    everything = run_cli("--url", service.url, "--json", "list", "--limit", "50", env=env)
+    body = json.loads(everything.stdout)
+    assert (len(body["results"]), body["more"]) == (7, False)
+
+
+def test_list_since_stops_at_the_first_older_execution(stub):
+    pages = {
+        "": {"next": "/api/executions/?cursor=p2", "results": [*listing(2), *listing(2, 2, minutes_ago=30)]},
+        "p2": {"next": None, "results": listing(2, 4, minutes_ago=40)},
+    }
+    service = stub(paged(pages))
+    result = run_cli(
+        "--url", service.url, "--json", "list", "--since", "10m", env=base_env(OTEL_TRACES_EXPORTER="none")
+    )
+    assert result.returncode == 0, result.stderr
+    assert [e["id"] for e in json.loads(result.stdout)["results"]] == [str(uuid.UUID(int=n)) for n in (1, 2)]
+    [(_, path, _, _)] = service.api_requests()  # no page beyond the first older execution
+    assert "since=" in path
+
+
+# --------------------------------------------------------------------------- flows apply / validate
+
+
+def test_flows_apply_creates_or_versions_each_file_and_exits_2_with_every_problem(stub, tmp_path):
+    (tmp_path / "a-new.json").write_text(json.dumps({"name": "fresh", "steps": []}))
+    (tmp_path / "b-same.yaml").write_text("name: same\nsteps: []\n")
+    (tmp_path / "c-bad.yml").write_text("name: bad\nsteps: [{name: a, type: teleport}]\n")
+
+    def respond(method: str, path: str, body: bytes) -> tuple[int, Any]:
+        assert (method, path) == ("POST", "/api/flows/")
+        if b"bad" in body:
+            return 400, {"detail": "invalid flow", "problems": ['step "a": unknown type "teleport"', "second problem"]}
+        name = "fresh" if b"fresh" in body else "same"
+        return (201 if name == "fresh" else 200), {"name": name, "version": 2 if name == "fresh" else 1}
+
+    service = stub(respond)
+    env = base_env(OTEL_TRACES_EXPORTER="none")
+    result = run_cli("--url", service.url, "flows", "apply", str(tmp_path), env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.splitlines() == [
+        f"created   fresh v2  ({tmp_path / 'a-new.json'})",
+        f"unchanged same v1  ({tmp_path / 'b-same.yaml'})",
+    ]
+    assert result.stderr.splitlines() == [
+        f'{tmp_path / "c-bad.yml"}: step "a": unknown type "teleport"',
+        f"{tmp_path / 'c-bad.yml'}: second problem",
+    ]
+    types = [headers["Content-Type"] for _, _, headers, _ in service.api_requests()]
+    assert types == ["application/json", "application/yaml", "application/yaml"]
+    ok = run_cli("--url", service.url, "flows", "apply", str(tmp_path / "a-new.json"), env=env)
+    assert ok.returncode == 0, ok.stderr
+    missing = run_cli("--url", service.url, "flows", "apply", str(tmp_path / "nope.json"), env=env)
+    assert_exit(missing, 2, "no such file")
+
+
+def test_flows_validate_reports_every_problem_locally_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nsteps:\n  - {name: a, type: teleport}\n"
+        "  - {name: a, type: template, template: x}\n"
+        "  - {name: c, type: template, template: '${steps.b.output}'}\n"
+    )
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"name": "good", "steps": [{"name": "f", "type": "python", "function": "site.custom"}]}))
+    result = run_cli("flows", "validate", str(good), str(bad), env=base_env(FLOWEXEC_URL="http://127.0.0.1:9"))
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.splitlines() == [f"valid     good  ({good})"]
+    problems = result.stderr.splitlines()
+    assert len(problems) >= 3 and all(line.startswith(f"{bad}: ") for line in problems)
+    assert any("teleport" in line for line in problems) and any('"b"' in line for line in problems)
+    assert run_cli("flows", "validate", str(ROOT / "examples" / "flows")).returncode == 0
 
 
 # --------------------------------------------------------------------------- against the live service
@@ -468,13 +825,13 @@ def test_wrong_token_exits_3_as_auth_refused(service):
     env = {**service.client_env(OTEL_TRACES_EXPORTER="none"), "FLOWEXEC_TOKEN": "wrong-token"}
     assert_exit(run_cli("flows", env=env), 3, "authentication refused", "(401)")
     env.pop("FLOWEXEC_TOKEN")
-    assert_exit(run_cli("flows", env=env), 3, "authentication refused", "set --token or FLOWEXEC_TOKEN")
+    assert_exit(run_cli("flows", env=env), 3, "authentication refused", "FLOWEXEC_TOKEN or the config file")
 
 
 @pytest.mark.slow
 def test_async_submit_then_get_list_and_flows(service):
     env = service.client_env()
-    submitted = run_cli("--json", "run", "parallel", "--async", env=env)
+    submitted = run_cli("--json", "run", "parallel", "--detach", env=env)
     assert submitted.returncode == 0, submitted.stderr
     execution = json.loads(submitted.stdout)
     assert execution["status"] in ("pending", "running", "succeeded")
@@ -496,20 +853,39 @@ def test_async_submit_then_get_list_and_flows(service):
 
 
 @pytest.mark.slow
-def test_wait_polls_to_the_end_quietly_when_not_a_terminal(service):
-    result = run_cli("run", "parallel", "--wait", env=service.client_env())
+def test_the_old_async_wait_spelling_still_follows_to_the_end_quietly_off_a_terminal(service):
+    result = run_cli("run", "parallel", "--async", "--wait", env=service.client_env())
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
     assert "succeeded" in result.stdout
     assert '"total": 10' in result.stdout
 
 
 @pytest.mark.slow
-def test_wait_shows_step_progress_on_a_terminal(service, slow_flow):
+def test_sync_run_past_its_timeout_follows_the_real_service_to_the_flows_outputs(service):
+    document = {
+        "name": "cli-nap",
+        "steps": [
+            {"name": "nap", "type": "sleep", "seconds": 1.5},
+            {"name": "done", "type": "template", "template": "rested", "after": ["nap"]},
+        ],
+        "outputs": {"state": "${steps.done.output}"},
+    }
+    assert service.request("POST", "/api/flows/", json=document).status in (200, 201)
+    request_id = f"cli-{uuid.uuid4()}"
+    env = service.client_env(OTEL_TRACES_EXPORTER="none")
+    result = run_cli("--timeout", "0.5", "--json", "run", "cli-nap", "--request-id", request_id, env=env)
+    assert result.returncode == 0, result.stderr
+    [row] = executions_for(service, request_id)
+    assert f"execution {row['id']} " in result.stderr.splitlines()[0]
+    assert json.loads(result.stdout)["outputs"] == {"state": "rested"}
+
+
+@pytest.mark.slow
+def test_run_shows_step_progress_on_a_terminal(service, slow_flow):
     leader, follower = pty.openpty()
     env = service.client_env(OTEL_TRACES_EXPORTER="none")
     process = subprocess.Popen(
-        [*CLI, "--timeout", "1", "run", slow_flow, "--wait"],
+        [*CLI, "run", slow_flow],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -531,7 +907,8 @@ def test_wait_shows_step_progress_on_a_terminal(service, slow_flow):
 
     try:
         wait_until(progress_seen, timeout=15, interval=0, message="a progress line on the terminal")
-        assert process.wait(timeout=15) == 3  # --timeout 1 ends the wait on the 30 s nap
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 130
     finally:
         process.kill()
         os.close(leader)
@@ -539,13 +916,15 @@ def test_wait_shows_step_progress_on_a_terminal(service, slow_flow):
     assert f"{slow_flow}: " in text
     assert "/2 steps" in text
     assert "s elapsed" in text
+    assert "following it" in text  # the execution id, as soon as it existed
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["--wait", "sync"])
+@pytest.mark.parametrize("mode", ["past-timeout", "sync"])
 def test_ctrl_c_while_waiting_cancels_the_execution_and_exits_130(service, slow_flow, mode):
     request_id = f"cli-{uuid.uuid4()}"
-    args = [*CLI, "run", slow_flow, "--request-id", request_id, *([mode] if mode != "sync" else [])]
+    timeout = ["--timeout", "0.5"] if mode == "past-timeout" else []
+    args = [*CLI, *timeout, "run", slow_flow, "--request-id", request_id]
     process = subprocess.Popen(
         args,
         cwd=ROOT,
@@ -561,13 +940,33 @@ def test_ctrl_c_while_waiting_cancels_the_execution_and_exits_130(service, slow_
             timeout=15,
             message="the execution to be running",
         )
+        if mode == "past-timeout":  # the sync request timed out: it found the execution and follows it by id
+            assert select.select([process.stderr], [], [], 15)[0], "no hand-over line"
+            assert f"execution {running[0]['id']} running; following it" in process.stderr.readline()
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=15)
     finally:
         process.kill()
     result = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
-    assert_exit(result, 130, "interrupted", f"asked the service to cancel execution {running[0]['id']}")
+    assert result.returncode == 130, result
+    assert f"asked the service to cancel execution {running[0]['id']}" in stderr.splitlines()[-1]
     assert execution_row(service, running[0]["id"])["status"] == "cancelled"
+
+
+@pytest.mark.slow
+def test_flows_apply_against_the_service_creates_versions_and_refuses_invalid_files(service, tmp_path):
+    env = service.client_env(OTEL_TRACES_EXPORTER="none")
+    unchanged = run_cli("flows", "apply", str(ROOT / "examples" / "flows" / "hello.json"), env=env)
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert unchanged.stdout.startswith("unchanged hello v1")
+    (tmp_path / "applied.yaml").write_text(
+        f"name: cli-applied-{uuid.uuid4().hex[:8]}\nsteps:\n  - {{name: a, type: template, template: hi}}\n"
+    )
+    (tmp_path / "broken.json").write_text('{"name": "broken", "steps": [{"name": "a", "type": "teleport"}]}')
+    result = run_cli("flows", "apply", str(tmp_path), env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.startswith("created   cli-applied-")
+    assert 'broken.json: step "a": unknown type "teleport"' in result.stderr
 
 
 @pytest.mark.slow

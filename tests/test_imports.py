@@ -56,7 +56,10 @@ def test_module_imports_without_django_or_exporters(module):
 
 
 def test_selecting_otlp_http_imports_only_that_exporter():
-    probe = "from tracing.exporters import build_exporter; build_exporter('otlp')"
+    probe = (
+        "from tracing.config import TracingConfig; from tracing.exporters import build_exporter; "
+        "build_exporter('otlp', TracingConfig())"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", f"{probe}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
         env={

@@ -15,6 +15,11 @@ FLOW_STEP_NAME = "flow.step.name"
 FLOW_STEP_TYPE = "flow.step.type"
 FLOW_STEP_ATTEMPT = "flow.step.attempt"
 FLOW_CLIENT = "flow.client"
+# On spans the trace API draws from work still running (never on a stored span).
+SPAN_RUNNING = "flowexec.span.running"
+# Metric attributes: the final status of an execution or step.
+FLOW_EXECUTION_STATUS = "flow.execution.status"
+FLOW_STEP_STATUS = "flow.step.status"
 
 REQUEST_ID = "request_id"
 USER_AGENT = "user_agent.original"

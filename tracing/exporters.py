@@ -1,12 +1,12 @@
-"""Span exporters by name (otlp, console, jaeger, extras): imported lazily, wrapped to warn once."""
+"""Span exporters by name: a registry of factories (otlp, console, jaeger, plus what others register and installed
+entry points), each building from a TracingConfig only, imported lazily, wrapped to warn once."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,18 +16,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
+    from tracing.config import TracingConfig
+
 logger = logging.getLogger("flowexec.tracing")
-
-ExporterFactory = Callable[[], SpanExporter]
-
-BUILTIN_EXPORTERS = ("otlp", "console", "jaeger")
-OTLP_PROTOCOLS = ("http/protobuf", "grpc")
-DEFAULT_OTLP_PROTOCOL = "http/protobuf"
-# The SDK default is 10 s, retried with backoff inside that budget; a dead backend then holds the batch
-# worker (and any final flush) that long. 3 s still allows one reconnect plus a retry.
-DEFAULT_OTLP_TIMEOUT_SECONDS = 3.0
-DEFAULT_OTLP_HTTP_ENDPOINT = "http://localhost:4318/v1/traces"
-DEFAULT_OTLP_GRPC_ENDPOINT = "http://localhost:4317"
 
 # Loggers the SDK exporters write per-batch retry/failure lines to; WarnOnceExporter reports instead.
 EXPORTER_LOGGERS = (
@@ -36,6 +27,9 @@ EXPORTER_LOGGERS = (
     "opentelemetry.exporter.jaeger.thrift",
     "opentelemetry.exporter.jaeger.thrift.send",
 )
+# Installed exporters (zipkin, vendors, flowexec's own `store`) register classes under this entry point group.
+ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
+LOCAL_SCHEDULE_DELAY_MILLIS = 500
 
 
 @dataclass(frozen=True)
@@ -46,7 +40,7 @@ class ExporterSpec:
     exporter: SpanExporter
     batched: bool
     target: str
-    # None: the SDK's OTEL_BSP_SCHEDULE_DELAY (5 s by default).
+    # The delay this exporter prefers when OTEL_BSP_SCHEDULE_DELAY is unset (None: the SDK's 5 s).
     schedule_delay_millis: int | None = None
 
     def describe(self) -> str:
@@ -54,121 +48,103 @@ class ExporterSpec:
         return f"{self.name}({self.target})" if self.target else self.name
 
 
-LOCAL_SCHEDULE_DELAY_MILLIS = 500
+# Builds one exporter from the configuration; raises if it cannot (the builder warns and skips it).
+ExporterFactory = Callable[["TracingConfig"], ExporterSpec]
+
+_registry: dict[str, ExporterFactory] = {}
 
 
-def _env(*names: str) -> str:
-    """The first non-empty of these environment variables, stripped, or ""."""
-    return next((value.strip() for name in names if (value := os.environ.get(name, "")).strip()), "")
+def register_exporter(name: str, factory: ExporterFactory) -> None:
+    """Make OTEL_TRACES_EXPORTER=name build its exporter with factory (a later registration replaces it)."""
+    _registry[name] = factory
 
 
-def otlp_protocol() -> str:
-    """OTEL_EXPORTER_OTLP_TRACES_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL; unknown values warn and fall back."""
-    raw = _env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL").lower()
-    if not raw:
-        return DEFAULT_OTLP_PROTOCOL
-    if raw not in OTLP_PROTOCOLS:
-        logger.warning(
-            "OTLP protocol %r is not supported (use one of %s); using %s",
-            raw,
-            ", ".join(OTLP_PROTOCOLS),
-            DEFAULT_OTLP_PROTOCOL,
-        )
-        return DEFAULT_OTLP_PROTOCOL
-    return raw
-
-
-def _otlp_timeout() -> float | None:
-    """None lets the exporter read a valid OTEL_EXPORTER_OTLP_*TIMEOUT; otherwise our bounded default."""
-    raw = _env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
-    if not raw:
-        return DEFAULT_OTLP_TIMEOUT_SECONDS
-    try:
-        if float(raw) > 0:
-            return None
-    except ValueError:
-        pass
-    logger.warning("OTLP timeout %r is not a positive number; using %.0fs", raw, DEFAULT_OTLP_TIMEOUT_SECONDS)
-    return DEFAULT_OTLP_TIMEOUT_SECONDS
-
-
-def otlp_exporter(*, endpoint: str | None = None, headers: Mapping[str, str] | None = None) -> tuple[SpanExporter, str]:
-    """The OTLP exporter for the configured protocol and a description of where it sends.
-
-    Endpoint and headers from the OTEL_EXPORTER_OTLP_* variables win (the SDK exporters read them, and for
-    http/protobuf append /v1/traces to the generic endpoint); `endpoint` (a full traces URL) and `headers`
-    apply only when those are unset. `endpoint` is an OTLP/HTTP URL, so it is not used for grpc.
-    """
-    protocol = otlp_protocol()
-    env_endpoint = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-    env_headers = _env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
-    use_headers = None if env_headers else (dict(headers) if headers else None)
-    timeout = _otlp_timeout()
-    if protocol == "grpc":
+def otlp_exporter(config: TracingConfig) -> ExporterSpec:
+    """OTLP over the configured protocol, endpoint, headers, timeout and compression."""
+    otlp = config.otlp
+    if otlp.protocol == "grpc":
+        from grpc import Compression as GrpcCompression
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        target = env_endpoint or DEFAULT_OTLP_GRPC_ENDPOINT
-        return GrpcExporter(headers=use_headers, timeout=timeout), f"grpc {target}"
+        grpc_compression = {"gzip": GrpcCompression.Gzip, "deflate": GrpcCompression.Deflate}
+        exporter = GrpcExporter(
+            endpoint=otlp.endpoint,
+            # gRPC metadata keys must be lower-case ("Metadata key 'Authorization' is invalid" otherwise).
+            headers={key.lower(): value for key, value in otlp.headers.items()} or None,
+            timeout=otlp.timeout,
+            compression=grpc_compression.get(otlp.compression, GrpcCompression.NoCompression),
+        )
+        return ExporterSpec("otlp", exporter, True, f"grpc {otlp.endpoint}")
 
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    if traces_endpoint := _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        target = traces_endpoint
-    elif base := _env("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        target = f"{base.removesuffix('/')}/v1/traces"
-    else:
-        target = endpoint or DEFAULT_OTLP_HTTP_ENDPOINT
-    use_endpoint = None if env_endpoint else endpoint
-    exporter = HttpExporter(endpoint=use_endpoint, headers=use_headers, timeout=timeout)
-    return exporter, f"http/protobuf {target}"
+    http_compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}
+    exporter = HttpExporter(
+        endpoint=otlp.endpoint,
+        headers=dict(otlp.headers),
+        timeout=otlp.timeout,
+        compression=http_compression.get(otlp.compression, HttpCompression.NoCompression),
+    )
+    return ExporterSpec("otlp", exporter, True, f"http/protobuf {otlp.endpoint}")
 
 
-def console_exporter() -> SpanExporter:
-    """Span JSON on stdout, one span per flush."""
+def console_exporter(config: TracingConfig) -> ExporterSpec:
+    """Span JSON on stderr, so a command's stdout (e.g. `flowexec --json`) stays machine-readable."""
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-    return ConsoleSpanExporter(out=sys.stdout)
+    return ExporterSpec("console", ConsoleSpanExporter(out=sys.stderr), False, "stderr")
 
 
-def build_exporter(
-    name: str,
-    *,
-    otlp_endpoint: str | None = None,
-    otlp_headers: Mapping[str, str] | None = None,
-    extra_exporters: Mapping[str, ExporterFactory] | None = None,
-) -> ExporterSpec | None:
+def jaeger_exporter(config: TracingConfig) -> ExporterSpec:
+    """Compact thrift over UDP to the configured Jaeger agent (tracing/jaeger.py explains the compat step)."""
+    from tracing import jaeger
+
+    host, port = config.jaeger_agent
+    return ExporterSpec("jaeger", jaeger.jaeger_exporter(host, port), True, f"udp {host}:{port}")
+
+
+register_exporter("otlp", otlp_exporter)
+register_exporter("console", console_exporter)
+register_exporter("jaeger", jaeger_exporter)
+
+
+def _entry_point_factory(name: str) -> ExporterFactory | None:
+    """An exporter class installed under ENTRY_POINT_GROUP with this name, built with its own defaults."""
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    found = list(entry_points(group=ENTRY_POINT_GROUP, name=name))
+    if not found:
+        return None
+
+    def build(config: TracingConfig) -> ExporterSpec:
+        return ExporterSpec(name, found[0].load()(), True, found[0].value)
+
+    return build
+
+
+def known_exporters() -> list[str]:
+    """Every name OTEL_TRACES_EXPORTER accepts here: registered ones and installed entry points."""
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    return sorted({*_registry, *(entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)), "none"})
+
+
+def build_exporter(name: str, config: TracingConfig) -> ExporterSpec | None:
     """The exporter for one OTEL_TRACES_EXPORTER name, wrapped to warn once; None (warned) if unusable."""
-    extra = extra_exporters or {}
-    schedule_delay_millis = None
-    if name in extra:
-        exporter, batched, target = extra[name](), True, ""
-        if not _env("OTEL_BSP_SCHEDULE_DELAY"):
-            # A local write is cheap, and a newcomer opening the trace right after a run should see it whole.
-            schedule_delay_millis = LOCAL_SCHEDULE_DELAY_MILLIS
-    elif name == "otlp":
-        exporter, target = otlp_exporter(endpoint=otlp_endpoint, headers=otlp_headers)
-        batched = True
-    elif name == "console":
-        exporter, batched, target = console_exporter(), False, "stdout"
-    elif name == "jaeger":
-        from tracing import jaeger
-
-        try:
-            exporter = jaeger.jaeger_exporter()
-        except ImportError as exc:
-            logger.warning("jaeger exporter unavailable, skipped: %s", exc)
-            return None
-        host, port = jaeger.agent_address()
-        batched, target = True, f"udp {host}:{port}"
-    elif name == "store":
-        logger.warning("exporter 'store' needs the Django service (it writes to its database); skipped")
+    factory = _registry.get(name) or _entry_point_factory(name)
+    if factory is None:
+        logger.warning(
+            "unknown trace exporter %r in OTEL_TRACES_EXPORTER (known: %s); skipped", name, known_exporters()
+        )
         return None
-    else:
-        known = sorted({*BUILTIN_EXPORTERS, "none", *extra})
-        logger.warning("unknown trace exporter %r in OTEL_TRACES_EXPORTER (known: %s); skipped", name, known)
+    try:
+        spec = factory(config)
+    except Exception as exc:  # boundary: an exporter that cannot start here (or a broken plugin) must not stop us
+        logger.warning("trace exporter %r unavailable, skipped: %s", name, exc)
         return None
-    wrapped = WarnOnceExporter(exporter, f"{name} {target}".strip())
-    return ExporterSpec(name, wrapped, batched, target, schedule_delay_millis)
+    wrapped = WarnOnceExporter(spec.exporter, f"{name} {spec.target}".strip())
+    return ExporterSpec(spec.name, wrapped, spec.batched, spec.target, spec.schedule_delay_millis)
 
 
 class _ExportLogCapture(logging.Filter):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import threading
 
-from tracing import conf
+from tracing import conf, exporters
+from tracing.config import ProcessDefaults, TracingConfig, tracing_config
 from tracing.provider import TracingState, configure_tracing
 
 _lock = threading.Lock()
@@ -21,22 +22,36 @@ _state: TracingState | None = None
 EXCLUDED_URLS = "healthz,static/,v1/traces"
 
 
+def django_process_config(service_name: str) -> TracingConfig:
+    """This Django process's tracing configuration: the environment over the service's defaults."""
+    defaults = ProcessDefaults(
+        service_name, exporters=("store",), baggage_keys=tuple(conf.get("FLOWEXEC_BAGGAGE_ATTRIBUTE_KEYS"))
+    )
+    return tracing_config(os.environ, defaults)
+
+
 def instrument_django_process(service_name: str = "flowexec-service") -> TracingState:
     """Set up this process's TracerProvider and instrument Django, urllib3 and (optionally) the DB."""
     global _state
     with _lock:
         if _state is not None:
             return _state
-        from tracing.store.exporter import StoreSpanExporter
+        from tracing.store.exporter import store_exporter
 
-        _state = configure_tracing(
-            service_name,
-            default_exporters="store",
-            baggage_keys=tuple(conf.get("FLOWEXEC_BAGGAGE_ATTRIBUTE_KEYS")),
-            extra_exporters={"store": StoreSpanExporter},
-        )
+        exporters.register_exporter("store", store_exporter)
+        _state = configure_tracing(django_process_config(service_name))
+        _configure_metrics_and_logs(service_name)
         _instrument_libraries(database=bool(conf.get("FLOWEXEC_TRACE_DATABASE")))
         return _state
+
+
+def _configure_metrics_and_logs(service_name: str) -> None:
+    """MeterProvider and log export on the traces' resource, before the instrumentations look for a meter."""
+    from tracing.log_export import configure_logs
+    from tracing.metrics import configure_metrics
+
+    configure_metrics(service_name)
+    configure_logs(service_name)
 
 
 def _never_capture_secret_headers() -> None:

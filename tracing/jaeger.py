@@ -10,8 +10,8 @@ opentelemetry-exporter-jaeger-thrift 1.21.0 is the last release. Against opentel
 
 `ensure_importable` defines the missing constants on that module (each constant's value is its own name, as
 it was in the SDK) before the exporter is imported; nothing else in the SDK reads them. The exporter then
-reads ``OTEL_EXPORTER_JAEGER_AGENT_HOST`` / ``_PORT`` (default localhost:6831) and sends compact thrift over
-UDP to a Jaeger agent.
+sends compact thrift over UDP to the agent tracing.config read from ``OTEL_EXPORTER_JAEGER_AGENT_HOST`` /
+``_PORT`` (default localhost:6831).
 
 Recommended instead: Jaeger >= 1.35 receives OTLP natively on 4317 (gRPC) and 4318 (HTTP), so
 ``OTEL_TRACES_EXPORTER=otlp`` with ``OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318`` needs no compat step.
@@ -19,16 +19,12 @@ Recommended instead: Jaeger >= 1.35 receives OTLP natively on 4317 (gRPC) and 43
 
 from __future__ import annotations
 
-import os
 import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
-
-DEFAULT_AGENT_HOST = "localhost"
-DEFAULT_AGENT_PORT = 6831
 
 # The names opentelemetry-exporter-jaeger-thrift 1.21.0 imports from opentelemetry.sdk.environment_variables.
 REMOVED_SDK_NAMES = (
@@ -67,28 +63,11 @@ def jaeger_thrift_modules() -> tuple[ModuleType, ModuleType]:
     return Agent, ttypes
 
 
-def agent_address() -> tuple[str, int]:
-    """Agent host and UDP port from OTEL_EXPORTER_JAEGER_AGENT_HOST/_PORT; a bad port warns, falls back."""
-    import logging
-
-    host = os.environ.get("OTEL_EXPORTER_JAEGER_AGENT_HOST") or DEFAULT_AGENT_HOST
-    raw_port = os.environ.get("OTEL_EXPORTER_JAEGER_AGENT_PORT") or str(DEFAULT_AGENT_PORT)
-    try:
-        port = int(raw_port)
-    except ValueError:
-        logging.getLogger("flowexec.tracing").warning(
-            "OTEL_EXPORTER_JAEGER_AGENT_PORT=%r is not a port number; using %d", raw_port, DEFAULT_AGENT_PORT
-        )
-        port = DEFAULT_AGENT_PORT
-    return host, port
-
-
-def jaeger_exporter() -> SpanExporter:
-    """A JaegerExporter sending compact thrift over UDP to the configured agent."""
+def jaeger_exporter(host: str, port: int) -> SpanExporter:
+    """A JaegerExporter sending compact thrift over UDP to the agent at host:port."""
     ensure_importable()
     from opentelemetry.exporter.jaeger.thrift import JaegerExporter
 
-    host, port = agent_address()
     with warnings.catch_warnings():
         # The class is decorated @deprecated (it recommends OTLP); we chose it knowingly.
         warnings.simplefilter("ignore", DeprecationWarning)

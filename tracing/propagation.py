@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 from opentelemetry.context.context import Context
 from opentelemetry.propagators import textmap
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import SpanContext, TraceState
+
+from tracing import attributes as keys
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -33,6 +35,7 @@ _KEY = re.compile(r"[a-z0-9][a-z0-9_\-*/@]{0,255}")
 # "Value": value = 0*255(chr) nblk-chr; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E; chr = %x20 / nblk-chr
 _VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 MAX_MEMBERS = 32
+_REQUEST_ID = re.compile(keys.REQUEST_ID_PATTERN)
 # "tracestate Limits": propagate at least 512 characters; beyond that truncate whole entries, entries longer
 # than 128 characters first, then from the end.
 MAX_TRACESTATE_LENGTH = 512
@@ -87,10 +90,10 @@ class W3CTraceState(TraceState):
         * More than 32 list-members does not match ``list`` (``list-member 0*31( OWS "," OWS list-member )``):
           the header cannot be parsed and is discarded whole ("If the tracestate header cannot be parsed the
           vendor MAY discard the entire header").
-        * A member that does not match "Key"/"Value" is discarded alone ("Invalid tracestate entries MAY also
-          be discarded"), keeping the other vendors' entries.
-        * A repeated key: "Only one entry per key is allowed"; the left-most entry is the most recent
-          position, so later duplicates are discarded as invalid entries.
+        * Any member that does not match "Key"/"Value" (a key over 256 characters or starting with "@", a value
+          containing "=", an empty value, no "=") or a repeated key ("Only one entry per key is allowed", W3C
+          test suite "tracestate duplicated keys") makes the header invalid: it is discarded whole, at the
+          strict level of the W3C test suite; the trace itself continues.
         * Over 512 characters: whole entries are removed, longer than 128 characters first, then from the end
           ("tracestate Limits").
         """
@@ -98,12 +101,13 @@ class W3CTraceState(TraceState):
         members = [member for member in members if member]
         if len(members) > MAX_MEMBERS:
             return cls()
-        entries: list[tuple[str, str]] = []
+        entries: dict[str, str] = {}
         for member in members:
             key, sep, value = member.partition("=")
-            if sep and is_valid_member(key, value):
-                entries.append((key, value))
-        return cls(_truncate(entries))
+            if not sep or not is_valid_member(key, value) or key in entries:
+                return cls()
+            entries[key] = value
+        return cls(_truncate(list(entries.items())))
 
     def to_header(self) -> str:
         """Members in order, comma-separated."""
@@ -163,9 +167,9 @@ class W3CTraceContextPropagator(TraceContextTextMapPropagator):
 
     Differences from the SDK's TraceContextTextMapPropagator: repeated or comma-combined traceparent values
     restart the trace (the SDK reads the first value); unknown trace-flags bits are cleared; tracestate uses
-    the current key grammar (``foo@bar@baz``, digit-led and 256-character keys), drops invalid or duplicate
-    members individually instead of the whole header, discards headers with more than 32 members and
-    truncates past 512 characters. Injection is inherited: traceparent version 00 and tracestate in order.
+    the current key grammar (``foo@bar@baz``, digit-led and 256-character keys), discards the whole header
+    when any member is invalid or repeated or there are more than 32, and truncates past 512 characters.
+    Injection is inherited: traceparent version 00 and tracestate in order.
     """
 
     def extract(
@@ -199,3 +203,43 @@ def traceresponse_header(span_context: SpanContext) -> str:
         f"00-{trace.format_trace_id(span_context.trace_id)}-{trace.format_span_id(span_context.span_id)}"
         f"-{int(span_context.trace_flags) & _KNOWN_FLAGS:02x}"
     )
+
+
+class RequestIdPropagator(textmap.TextMapPropagator):
+    """Send the chain's request id (baggage ``request_id``) as X-Request-ID on every outgoing call.
+
+    The rule, one home: the caller's id (X-Request-ID header, else baggage) wins at the server
+    (tracing.middleware), and every outgoing request made in its context (an ``http`` step's urllib3 call,
+    the CLI's) forwards it, so every span of the chain carries the same ``request_id``. Extraction is the
+    middleware's job, so this propagator only injects.
+    """
+
+    def extract(
+        self,
+        carrier: textmap.CarrierT,
+        context: Context | None = None,
+        getter: textmap.Getter[textmap.CarrierT] = textmap.default_getter,
+    ) -> Context:
+        """Unchanged: the server reads X-Request-ID itself."""
+        return context if context is not None else Context()
+
+    def inject(
+        self,
+        carrier: textmap.CarrierT,
+        context: Context | None = None,
+        setter: textmap.Setter[textmap.CarrierT] = textmap.default_setter,
+    ) -> None:
+        """Set X-Request-ID from the context's baggage when it holds a well-formed request id."""
+        value = baggage.get_baggage(keys.REQUEST_ID, context)
+        if isinstance(value, str) and is_request_id(value):
+            setter.set(carrier, keys.REQUEST_ID_HEADER, value)
+
+    @property
+    def fields(self) -> set[str]:
+        """The header this propagator sets."""
+        return {keys.REQUEST_ID_HEADER}
+
+
+def is_request_id(value: str) -> bool:
+    """Whether value is a request id every client and the service accept (tracing.attributes.REQUEST_ID_PATTERN)."""
+    return _REQUEST_ID.fullmatch(value) is not None

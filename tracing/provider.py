@@ -1,4 +1,4 @@
-"""This process's TracerProvider, exporters and propagators from the standard OTEL_* variables (no Django)."""
+"""This process's TracerProvider, exporters and propagators, built from a TracingConfig only (no Django)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,31 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from opentelemetry import trace
+from opentelemetry.environment_variables import OTEL_PROPAGATORS
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import (
     SERVICE_INSTANCE_ID,
     SERVICE_NAME,
-    SERVICE_VERSION,
-    OTELResourceDetector,
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
     Resource,
 )
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.version import __version__ as sdk_version
 
 from tracing import exporters
+from tracing.config import OTEL_SEMCONV_STABILITY_OPT_IN, TracingConfig
 
 logger = logging.getLogger("flowexec.tracing")
 
-DEFAULT_PROPAGATORS = "tracecontext,baggage"
 DEFAULT_FLUSH_TIMEOUT_SECONDS = 2.0
 
 
@@ -48,112 +52,110 @@ _lock = threading.Lock()
 _shutdown_started = threading.Event()
 
 
-def sdk_disabled() -> bool:
-    """OTEL_SDK_DISABLED=true (case-insensitive), as the spec defines it; anything else means enabled."""
-    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
-
-
-def build_resource(service_name: str) -> Resource:
-    """service.name/version/instance.id defaults, overridden by OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+def build_resource(config: TracingConfig) -> Resource:
+    """The SDK's telemetry.sdk.* attributes, the configured ones, and a service.instance.id per provider.
 
     service.instance.id is a UUID per provider (so per process, per gunicorn or Celery worker), as the
     semantic conventions recommend: it tells apart the workers of one service.
     """
-    from flowexec import __version__
-
-    defaults = Resource.create(
-        {SERVICE_NAME: service_name, SERVICE_VERSION: __version__, SERVICE_INSTANCE_ID: str(uuid.uuid4())}
+    return Resource(
+        {
+            TELEMETRY_SDK_LANGUAGE: "python",
+            TELEMETRY_SDK_NAME: "opentelemetry",
+            TELEMETRY_SDK_VERSION: sdk_version,
+            SERVICE_INSTANCE_ID: str(uuid.uuid4()),
+            **config.resource,
+        }
     )
-    # Resource.create lets the passed attributes win over the environment; the environment must win here.
-    return defaults.merge(OTELResourceDetector().detect())
 
 
-def span_limits() -> SpanLimits:
-    """SpanLimits from OTEL_*_LIMIT; a non-integer value warns and falls back to the SDK defaults."""
-    try:
-        return SpanLimits()
-    except ValueError as exc:
-        logger.warning("ignoring span limit settings: %s", exc)
-        return SpanLimits(
-            max_attributes=128,
-            max_events=128,
-            max_links=128,
-            max_span_attributes=128,
-            max_event_attributes=128,
-            max_link_attributes=128,
-            max_attribute_length=SpanLimits.UNSET,
-            max_span_attribute_length=SpanLimits.UNSET,
-        )
+def build_sampler(config: TracingConfig) -> Sampler:
+    """The configured sampler (names as OTEL_TRACES_SAMPLER defines them)."""
+    ratio = 1.0 if config.sampler_arg is None else config.sampler_arg
+    samplers: dict[str, Callable[[], Sampler]] = {
+        "always_on": lambda: ALWAYS_ON,
+        "always_off": lambda: ALWAYS_OFF,
+        "traceidratio": lambda: TraceIdRatioBased(ratio),
+        "parentbased_always_on": lambda: ParentBased(ALWAYS_ON),
+        "parentbased_always_off": lambda: ParentBased(ALWAYS_OFF),
+        "parentbased_traceidratio": lambda: ParentBased(TraceIdRatioBased(ratio)),
+    }
+    return samplers.get(config.sampler, samplers["parentbased_always_on"])()
 
 
-def exporter_names(default_exporters: str) -> list[str]:
-    """OTEL_TRACES_EXPORTER (else default_exporters) as a de-duplicated list; "none" contributes nothing."""
-    raw = os.environ.get("OTEL_TRACES_EXPORTER", "").strip() or default_exporters
-    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
-    return [name for name in dict.fromkeys(names) if name != "none"]
+def build_span_limits(config: TracingConfig) -> SpanLimits:
+    """SpanLimits with every value given, so the SDK does not consult the environment itself."""
+    limits = config.limits
+    length = SpanLimits.UNSET if limits.max_span_attribute_length is None else limits.max_span_attribute_length
+    return SpanLimits(
+        max_attributes=limits.max_span_attributes,
+        max_events=limits.max_events,
+        max_links=limits.max_links,
+        max_span_attributes=limits.max_span_attributes,
+        max_event_attributes=limits.max_event_attributes,
+        max_link_attributes=limits.max_link_attributes,
+        max_attribute_length=length,
+        max_span_attribute_length=length,
+    )
 
 
-def tracer_provider_for(
-    service_name: str,
-    *,
-    default_exporters: str = "console",
-    otlp_endpoint: str | None = None,
-    otlp_headers: Mapping[str, str] | None = None,
-    baggage_keys: Iterable[str] = ("request_id", "client"),
-    extra_exporters: Mapping[str, Callable[[], SpanExporter]] | None = None,
-) -> TracingState:
-    """Build a TracerProvider from the environment without installing it globally (tests use this)."""
+def _span_processor(spec: exporters.ExporterSpec, config: TracingConfig) -> SpanProcessor:
+    if not spec.batched:
+        return SimpleSpanProcessor(spec.exporter)
+    batch = config.batch
+    return BatchSpanProcessor(
+        spec.exporter,
+        max_queue_size=batch.max_queue_size,
+        schedule_delay_millis=batch.schedule_delay_millis or spec.schedule_delay_millis or 5000,
+        max_export_batch_size=batch.max_export_batch_size,
+        export_timeout_millis=batch.export_timeout_millis,
+    )
+
+
+def baggage_processor(config: TracingConfig) -> SpanProcessor:
+    """Copy the allowlisted W3C baggage keys onto every span started in their context."""
     from opentelemetry.processor.baggage import BaggageSpanProcessor
 
+    allowed = frozenset(config.baggage_keys)
+    return BaggageSpanProcessor(lambda key: key in allowed)
+
+
+def build_provider(config: TracingConfig) -> TracingState:
+    """A TracerProvider built from config alone, not installed globally (tests use this directly)."""
     provider = TracerProvider(
-        resource=build_resource(service_name),
-        span_limits=span_limits(),
+        sampler=build_sampler(config),
+        resource=build_resource(config),
+        span_limits=build_span_limits(config),
         # The SDK's own atexit shutdown is unbounded with a dead backend; flush_and_shutdown bounds it.
         shutdown_on_exit=False,
     )
-    allowed = frozenset(baggage_keys)
-    provider.add_span_processor(BaggageSpanProcessor(lambda key: key in allowed))
-    specs = []
-    for name in exporter_names(default_exporters):
-        spec = exporters.build_exporter(
-            name, otlp_endpoint=otlp_endpoint, otlp_headers=otlp_headers, extra_exporters=extra_exporters
-        )
-        if spec is None:
-            continue
-        processor = (
-            BatchSpanProcessor(spec.exporter, schedule_delay_millis=spec.schedule_delay_millis)
-            if spec.batched
-            else SimpleSpanProcessor(spec.exporter)
-        )
-        provider.add_span_processor(processor)
-        specs.append(spec)
-    service = provider.resource.attributes.get(SERVICE_NAME)
+    provider.add_span_processor(baggage_processor(config))
+    specs = [spec for name in config.exporters if (spec := exporters.build_exporter(name, config)) is not None]
+    for spec in specs:
+        provider.add_span_processor(_span_processor(spec, config))
     description = (
-        f"tracing enabled: service.name={service} "
+        f"tracing enabled: service.name={config.service_name} "
         f"exporters={','.join(spec.describe() for spec in specs) or 'none'} "
         f"sampler={provider.sampler.get_description()}"
     )
     return TracingState(True, provider, tuple(spec.name for spec in specs), description)
 
 
-def _propagator_names() -> list[str]:
-    raw = os.environ.get("OTEL_PROPAGATORS", "").strip() or DEFAULT_PROPAGATORS
-    return [name.strip() for name in raw.split(",") if name.strip()]
+def build_propagator(config: TracingConfig) -> tuple[TextMapPropagator, tuple[str, ...]]:
+    """config.propagators as a composite; tracecontext is our strict W3C one; unknown names warn, skipped.
 
-
-def build_propagator() -> tuple[TextMapPropagator, tuple[str, ...]]:
-    """OTEL_PROPAGATORS as a composite; tracecontext is our strict W3C one; unknown names warn, skipped."""
+    Unless propagation is off ("none"), the request id travels too (tracing.propagation.RequestIdPropagator).
+    """
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.util._importlib_metadata import entry_points
 
-    from tracing.propagation import W3CTraceContextPropagator
+    from tracing.propagation import RequestIdPropagator, W3CTraceContextPropagator
 
-    names = _propagator_names()
-    if any(name.lower() == "none" for name in names):
+    if "none" in config.propagators:
         return CompositePropagator([]), ()
     propagators: list[TextMapPropagator] = []
     used: list[str] = []
-    for name in dict.fromkeys(names):
+    for name in config.propagators:
         if name == "tracecontext":
             propagators.append(W3CTraceContextPropagator())
         elif name == "baggage":
@@ -164,61 +166,57 @@ def build_propagator() -> tuple[TextMapPropagator, tuple[str, ...]]:
             logger.warning("unknown propagator %r in OTEL_PROPAGATORS; skipped", name)
             continue
         used.append(name)
-    return CompositePropagator(propagators), tuple(used)
+    return CompositePropagator([*propagators, RequestIdPropagator()]), tuple(used)
 
 
-def install_propagators() -> tuple[str, ...]:
-    """Set the global textmap from OTEL_PROPAGATORS; returns the names in use."""
-    propagator, used = build_propagator()
-    if "opentelemetry.propagate" not in sys.modules and [n for n in _propagator_names() if n not in used]:
+def install_propagators(config: TracingConfig) -> tuple[str, ...]:
+    """Set the global textmap from config; returns the names in use."""
+    propagator, used = build_propagator(config)
+    if "opentelemetry.propagate" not in sys.modules and [n for n in config.propagators if n not in used]:
         # opentelemetry.propagate parses OTEL_PROPAGATORS at import and raises on an unknown name; keep only
         # the names we accepted so that import (here or in an instrumentation) warns-and-falls-back instead.
-        os.environ["OTEL_PROPAGATORS"] = ",".join(used) or "none"
+        os.environ[OTEL_PROPAGATORS] = ",".join(used) or "none"
     from opentelemetry import propagate
 
     propagate.set_global_textmap(propagator)
     return used
 
 
-def configure_tracing(
-    service_name: str,
-    *,
-    default_exporters: str = "console",
-    otlp_endpoint: str | None = None,
-    otlp_headers: Mapping[str, str] | None = None,
-    baggage_keys: Iterable[str] = ("request_id", "client"),
-    extra_exporters: Mapping[str, Callable[[], SpanExporter]] | None = None,
-) -> TracingState:
+def _opt_into_semantic_conventions(config: TracingConfig) -> None:
+    """Hand config.semconv_opt_in to the contrib instrumentations, which read it from the environment only."""
+    os.environ[OTEL_SEMCONV_STABILITY_OPT_IN] = config.semconv_opt_in
+
+
+def _adopt(provider: TracerProvider, config: TracingConfig) -> TracingState:
+    """Keep a provider someone else installed (opentelemetry-instrument's), adding what the contract needs."""
+    provider.add_span_processor(baggage_processor(config))
+    service = provider.resource.attributes.get(SERVICE_NAME)
+    return TracingState(
+        True,
+        provider,
+        (),
+        f"tracing enabled: keeping the TracerProvider already installed (opentelemetry-instrument?), "
+        f"service.name={service}, baggage attributes added, no exporters added",
+    )
+
+
+def configure_tracing(config: TracingConfig) -> TracingState:
     """Set up this process's tracing once (later calls return the first state) and log one line about it."""
     global _state, _owned_provider
     with _lock:
         if _state is not None:
             return _state
-        propagators = ",".join(install_propagators()) or "none"
+        propagators = ",".join(install_propagators(config)) or "none"
+        _opt_into_semantic_conventions(config)
         current = trace.get_tracer_provider()
-        if sdk_disabled():
+        if config.disabled:
             state = TracingState(False, None, (), "tracing disabled (OTEL_SDK_DISABLED=true)")
         elif isinstance(current, TracerProvider):
-            service = current.resource.attributes.get(SERVICE_NAME)
-            state = TracingState(
-                True,
-                current,
-                (),
-                f"tracing enabled: keeping the TracerProvider already installed (opentelemetry-instrument?), "
-                f"service.name={service}, no exporters added; propagators={propagators}",
-            )
+            adopted = _adopt(current, config)
+            state = replace(adopted, description=f"{adopted.description}; propagators={propagators}")
         else:
-            built = tracer_provider_for(
-                service_name,
-                default_exporters=default_exporters,
-                otlp_endpoint=otlp_endpoint,
-                otlp_headers=otlp_headers,
-                baggage_keys=baggage_keys,
-                extra_exporters=extra_exporters,
-            )
-            state = TracingState(
-                True, built.provider, built.exporters, f"{built.description} propagators={propagators}"
-            )
+            built = build_provider(config)
+            state = replace(built, description=f"{built.description} propagators={propagators}")
             trace.set_tracer_provider(built.provider)
             _owned_provider = built.provider
             atexit.register(flush_and_shutdown)

@@ -105,11 +105,8 @@ class TraceListView(ListAPIView):
         """Search traces; paginated."""
         params = TraceSearchInput(data=request.query_params)
         params.is_valid(raise_exception=True)
-        traces = selectors.trace_search(**params.validated_data)
         visible = execution_selectors.visible_trace_ids(request.user)
-        if visible is not None:
-            traces = traces.filter(trace_id__in=visible)
-        page = self.paginate_queryset(traces)
+        page = self.paginate_queryset(selectors.trace_search(**params.validated_data, within=visible))
         summaries = selectors.trace_summaries([row["trace_id"] for row in page])
         return self.get_paginated_response(TraceSummaryOutput(summaries, many=True).data)
 
@@ -123,7 +120,7 @@ class TraceDetailView(APIView):
         trace_id = trace_id.lower()
         if not selectors.is_trace_id(trace_id):
             raise ValidationError({"trace_id": ["must be 32 hex digits"]})
-        trace = selectors.trace_get(trace_id)
+        trace = selectors.trace_get_live(trace_id)
         # A trace the user may not see is answered like a missing one: its existence is not disclosed.
         if trace is None or not execution_selectors.trace_visible(trace_id=trace_id, user=request.user):
             raise NotFound(f"no spans stored for trace {trace_id}")

@@ -1,4 +1,7 @@
-"""The admin's trace waterfall: bars placed on a common time axis, all geometry computed here."""
+"""The admin's trace waterfall: bars placed on a common time axis, all geometry computed here.
+
+Running work (open spans from the registered sources) is drawn up to now, open at the right.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from datetime import datetime, timedelta
 
 from tracing.models import Span
 from tracing.store.rows import datetime_from_ns
-from tracing.store.selectors import trace_get, walk_tree
+from tracing.store.selectors import is_running, trace_get_live, walk_tree
 
 TICKS = 5
 INDENT_EM = 1.2
@@ -47,6 +50,7 @@ class WaterfallBar:
     indent: str
     attributes: list[tuple[str, str]]
     events: list[WaterfallEvent]
+    running: bool
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,12 @@ class Waterfall:
     services: list[str]
     bars: list[WaterfallBar]
     ticks: list[WaterfallTick]
+    running: bool  # some bar is still running: the trace's end is now
 
 
 def trace_waterfall(trace_id: str) -> Waterfall | None:
-    """The waterfall of a trace, or None when the store holds none of its spans."""
-    trace = trace_get(trace_id.lower())
+    """The waterfall of a trace with its running work, or None when there is nothing to draw."""
+    trace = trace_get_live(trace_id.lower())
     if trace is None:
         return None
     total_us = max(_microseconds(trace.end_time - trace.start_time), 1)
@@ -92,6 +97,7 @@ def trace_waterfall(trace_id: str) -> Waterfall | None:
             WaterfallTick(label=f"{_ms(total_us * step / TICKS / 1000)} ms", left=_pct(100 * step / TICKS))
             for step in range(TICKS + 1)
         ],
+        running=trace.running,
     )
 
 
@@ -124,6 +130,7 @@ def _bar(span: Span, depth: int, trace_start: datetime, total_us: int, service_c
             )
             for event in span.events
         ],
+        running=is_running(span),
     )
 
 

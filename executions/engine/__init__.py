@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .definition import EngineConfig, FlowDefinition, InputSpec, RunResult, StepOutcome, StepSpec, load
+from .definition import EngineConfig, FlowDefinition, InputSpec, RunResult, StepOutcome, StepSpec
 from .errors import (
     ExecutionCancelled,
     FlowError,
@@ -13,8 +13,9 @@ from .errors import (
 )
 from .functions import builtin_functions, load_functions
 from .hooks import NullHooks, RunHooks
+from .loading import check_depth, load, load_document
 from .scheduler import run
-from .validation import bind_inputs, parse
+from .validation import bind_inputs, parse, secret_inputs
 
 __all__ = [
     "EngineConfig",
@@ -33,8 +34,11 @@ __all__ = [
     "StepTimeout",
     "bind_inputs",
     "builtin_functions",
+    "check_depth",
     "load",
+    "load_document",
     "load_functions",
     "parse",
     "run",
+    "secret_inputs",
 ]

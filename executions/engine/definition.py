@@ -1,20 +1,18 @@
-"""Engine data: configuration, parsed flow definitions, step outcomes and run results; plus `load`."""
+"""Engine data: configuration, parsed flow definitions, step outcomes and run results."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
-from .errors import FlowValidationError
 from .functions import builtin_functions
+from .loading import DEFAULT_MAX_DEFINITION_BYTES, DEFAULT_MAX_NESTING
 
-DEFAULT_MAX_DEFINITION_BYTES = 256 * 1024
+# Largest JSON encoding of one step's output or of a run's outputs (http bodies are read up to it).
+DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 
 
 def _builtin_registry() -> Mapping[str, Callable[..., Any]]:
@@ -30,6 +28,8 @@ class EngineConfig:
     http_allowed_hosts: frozenset[str] = frozenset()
     max_workers: int = 4
     max_definition_bytes: int = DEFAULT_MAX_DEFINITION_BYTES
+    max_nesting: int = DEFAULT_MAX_NESTING
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_steps: int = 200
     max_depth: int = 5
     default_step_timeout: float | None = 60.0
@@ -47,6 +47,7 @@ class InputSpec:
     default: Any
     required: bool
     description: str
+    secret: bool = False  # declared `"secret": true`, or named like a redaction key
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class StepSpec:
     depends_on: frozenset[str]
     timeout: float | None
     retries: int
+    retry_delay: float = 0.0  # seconds before the first retry
+    retry_backoff: float = 2.0  # factor applied to the delay for each further retry
 
 
 @dataclass(frozen=True)
@@ -98,50 +101,3 @@ class RunResult:
     outputs: dict[str, Any]
     error: str | None
     steps: tuple[StepOutcome, ...]
-
-
-def load(source: str | bytes | Mapping[str, Any], *, max_bytes: int = DEFAULT_MAX_DEFINITION_BYTES) -> dict[str, Any]:
-    """Turn JSON or YAML text (or a parsed mapping) into a JSON-serialisable dict, or FlowValidationError."""
-    if isinstance(source, Mapping):
-        try:
-            text = json.dumps(source)
-        except (TypeError, ValueError) as exc:
-            raise FlowValidationError([f"definition is not JSON-serialisable: {exc}"]) from exc
-        _check_size(len(text.encode()), max_bytes)
-        return json.loads(text)
-    raw = source.encode() if isinstance(source, str) else source
-    _check_size(len(raw), max_bytes)
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        try:
-            document = yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader: plain data only
-        except yaml.YAMLError as exc:
-            raise FlowValidationError([f"definition is neither valid JSON nor YAML: {_first_line(exc)}"]) from exc
-    if not isinstance(document, dict):
-        raise FlowValidationError(["definition must be an object"])
-    try:
-        return json.loads(json.dumps(document))
-    except (TypeError, ValueError) as exc:
-        raise FlowValidationError([f"definition is not JSON-serialisable: {exc}"]) from exc
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases, which could expand a small text into a huge document."""
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        """Refuse aliases; compose everything else as usual."""
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases are not allowed", self.peek_event().start_mark)
-        return super().compose_node(parent, index)
-
-
-def _check_size(size: int, max_bytes: int) -> None:
-    """Reject definitions over the size limit."""
-    if size > max_bytes:
-        raise FlowValidationError([f"definition is too large: {size} bytes (max {max_bytes})"])
-
-
-def _first_line(exc: Exception) -> str:
-    """Collapse a parser error to one line."""
-    return " ".join(str(exc).split())

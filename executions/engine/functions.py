@@ -5,74 +5,102 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+PURE_ATTRIBUTE = "flowexec_pure"
 
 
+def pure(function: F) -> F:
+    """Mark a function as pure and instant, so `python` steps calling it run inline (no thread, no timeout)."""
+    setattr(function, PURE_ATTRIBUTE, True)
+    return function
+
+
+def is_pure(function: Callable[..., Any]) -> bool:
+    """True for functions marked with `pure`."""
+    return getattr(function, PURE_ATTRIBUTE, False) is True
+
+
+@pure
 def upper(text: str) -> str:
     """Return the text in upper case."""
     return text.upper()
 
 
+@pure
 def lower(text: str) -> str:
     """Return the text in lower case."""
     return text.lower()
 
 
+@pure
 def concat(items: list[Any], separator: str = "") -> str:
     """Join the items as strings with a separator."""
     return separator.join(str(item) for item in items)
 
 
+@pure
 def split(text: str, separator: str | None = None) -> list[str]:
     """Split the text on a separator (whitespace by default)."""
     return text.split(separator)
 
 
+@pure
 def replace(text: str, old: str, new: str) -> str:
     """Replace every occurrence of `old` in the text by `new`."""
     return text.replace(old, new)
 
 
+@pure
 def add(a: float, b: float) -> float:
     """Return a + b."""
     return a + b
 
 
+@pure
 def multiply(a: float, b: float) -> float:
     """Return a * b."""
     return a * b
 
 
+@pure
 def total(values: list[float]) -> float:
     """Return the sum of the values."""
     return sum(values)
 
 
+@pure
 def length(value: str | list[Any] | Mapping[str, Any]) -> int:
     """Return the length of a string, array or object."""
     return len(value)
 
 
+@pure
 def echo(value: Any = None) -> Any:
     """Return the value unchanged."""
     return value
 
 
+@pure
 def json_dumps(value: Any) -> str:
     """Serialise a value to a JSON string."""
     return json.dumps(value, sort_keys=True)
 
 
+@pure
 def json_loads(text: str) -> Any:
     """Parse a JSON string."""
     return json.loads(text)
 
 
+@pure
 def get(value: Mapping[str, Any], key: str, default: Any = None) -> Any:
     """Return value[key], or the default when the key is missing."""
     return value.get(key, default)
 
 
+@pure
 def keys(value: Mapping[str, Any]) -> list[str]:
     """Return the keys of an object."""
     return list(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,7 +15,7 @@ class RunHooks(Protocol):
     """Caller-supplied behaviour; methods may be called from pool threads."""
 
     def step_started(self, step: StepSpec, attempt: int, started_at: datetime) -> None:
-        """Called before each attempt of a step."""
+        """Called before each attempt of a step, except for steps run inline (pure and instant)."""
 
     def step_finished(self, outcome: StepOutcome) -> None:
         """Called once per started step, after its last attempt."""
@@ -22,8 +23,14 @@ class RunHooks(Protocol):
     def is_cancelled(self) -> bool:
         """Return True once the run should start nothing more."""
 
-    def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
-        """Run another flow by name and return its outputs; raise FlowError on failure."""
+    def run_subflow(
+        self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event
+    ) -> Mapping[str, Any]:
+        """Run another flow by name and return its outputs; raise FlowError on failure.
+
+        `stop` is set when the calling step times out or the run is cancelled: then cancel the
+        child and return or raise promptly.
+        """
 
 
 class NullHooks:
@@ -39,6 +46,8 @@ class NullHooks:
         """Never cancelled."""
         return False
 
-    def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+    def run_subflow(
+        self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event
+    ) -> Mapping[str, Any]:
         """Refuse: without a caller there is nowhere to look flows up."""
         raise FlowError(f'cannot run sub-flow "{flow}": no flow store available to this run')

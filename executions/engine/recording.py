@@ -1,37 +1,19 @@
-"""What step spans record about content: redacted, JSON-encoded, size-capped."""
+"""What step spans record about content: redacted by key, masked by value, JSON-encoded, size-capped."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-ALWAYS_REDACTED = frozenset({"password", "token", "secret", "authorization", "api_key"})
-REDACTED = "[REDACTED]"
+from tracing.redaction import mask, redact
+
 TRUNCATED = "...[truncated]"
 
 
-def redact(value: Any, keys: Iterable[str] = ()) -> Any:
-    """Return a copy of a JSON-like value with values under sensitive keys replaced, at any depth."""
-    sensitive = tuple({key.lower() for key in keys} | ALWAYS_REDACTED)
-    return _redact(value, sensitive)
-
-
-def _redact(value: Any, sensitive: tuple[str, ...]) -> Any:
-    """Recursive worker of `redact`; a key is sensitive when it contains a sensitive word."""
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED if any(word in str(key).lower() for word in sensitive) else _redact(item, sensitive)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_redact(item, sensitive) for item in value]
-    return value
-
-
-def content(value: Any, *, keys: Iterable[str] = (), max_bytes: int = 4096) -> str:
-    """Redact a value and encode it as JSON of at most `max_bytes` bytes (marked when truncated)."""
-    text = json.dumps(redact(value, keys), default=str, sort_keys=True)
+def content(value: Any, *, keys: Iterable[str] = (), secrets: Iterable[Any] = (), max_bytes: int = 4096) -> str:
+    """Redact a value, mask secret values in it, and encode it as JSON of at most `max_bytes` bytes."""
+    text = mask(json.dumps(redact(value, keys), default=str, sort_keys=True), secrets)
     encoded = text.encode()
     if len(encoded) <= max_bytes:
         return text

@@ -8,23 +8,29 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .definition import EngineConfig, FlowDefinition, InputSpec, StepSpec, load
+from tracing.redaction import is_sensitive
+
+from .definition import EngineConfig, FlowDefinition, InputSpec, StepSpec
 from .errors import FlowValidationError
+from .loading import load
 from .references import Reference, collect
-from .steps import COMMON_FIELDS, FLOW_NAME, STEP_TYPES
+from .registry import STEP_TYPES
+from .steps import COMMON_FIELDS, FLOW_NAME, is_number
 
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 TOP_LEVEL_FIELDS = frozenset({"name", "version", "description", "inputs", "steps", "outputs"})
-INPUT_FIELDS = frozenset({"type", "default", "required", "description"})
+INPUT_FIELDS = frozenset({"type", "default", "required", "description", "secret"})
 INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "array")
 CONTAINER_TYPES = frozenset({"object", "array"})
 MAX_RETRIES = 10
+MAX_RETRY_DELAY = 300.0
+MAX_RETRY_BACKOFF = 10.0
 
 
 def parse(source: str | bytes | Mapping[str, Any], *, config: EngineConfig | None = None) -> FlowDefinition:
     """Load and validate a definition; FlowValidationError lists every problem found."""
     config = config or EngineConfig()
-    document = load(source, max_bytes=config.max_definition_bytes)
+    document = load(source, max_bytes=config.max_definition_bytes, max_depth=config.max_nesting)
     problems: list[str] = []
     for key in document:
         if key not in TOP_LEVEL_FIELDS:
@@ -38,7 +44,7 @@ def parse(source: str | bytes | Mapping[str, Any], *, config: EngineConfig | Non
     description = document.get("description", "")
     if not isinstance(description, str):
         problems.append('"description" must be a string')
-    inputs = _parse_inputs(document.get("inputs", {}), problems)
+    inputs = _parse_inputs(document.get("inputs", {}), config, problems)
     steps = _parse_steps(document.get("steps"), inputs, config, problems)
     outputs = document.get("outputs", {})
     if isinstance(outputs, Mapping):
@@ -65,7 +71,7 @@ def parse(source: str | bytes | Mapping[str, Any], *, config: EngineConfig | Non
     )
 
 
-def _parse_inputs(raw: Any, problems: list[str]) -> dict[str, InputSpec]:
+def _parse_inputs(raw: Any, config: EngineConfig, problems: list[str]) -> dict[str, InputSpec]:
     """Validate the `inputs` section and build its specs."""
     if not isinstance(raw, Mapping):
         problems.append('"inputs" must be an object')
@@ -93,7 +99,11 @@ def _parse_inputs(raw: Any, problems: list[str]) -> dict[str, InputSpec]:
         description = spec.get("description", "")
         if not isinstance(description, str):
             problems.append(f'{label}: "description" must be a string')
-        specs[name] = InputSpec(name, kind, default, required is True, str(description))
+        # An explicit "secret": false lets a flow keep e.g. a "token_limit" number in clear.
+        secret = spec.get("secret", is_sensitive(name, config.redact_keys))
+        if not isinstance(secret, bool):
+            problems.append(f'{label}: "secret" must be a boolean')
+        specs[name] = InputSpec(name, kind, default, required is True, str(description), secret is True)
     return specs
 
 
@@ -165,18 +175,26 @@ def _parse_step(
         elif target not in known:
             problems.append(f'{label}: unknown step "{target}" in after')
     timeout = step.get("timeout")
-    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
+    if timeout is not None and (not is_number(timeout) or timeout <= 0):
         problems.append(f'{label}: "timeout" must be a positive number of seconds')
     retries = step.get("retries", 0)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
         problems.append(f'{label}: "retries" must be an integer from 0 to {MAX_RETRIES}')
+    retry_delay = step.get("retry_delay", 0.0)
+    if not is_number(retry_delay) or not 0 <= retry_delay <= MAX_RETRY_DELAY:
+        problems.append(f'{label}: "retry_delay" must be a number of seconds from 0 to {MAX_RETRY_DELAY:g}')
+    retry_backoff = step.get("retry_backoff", 2.0)
+    if not is_number(retry_backoff) or not 1 <= retry_backoff <= MAX_RETRY_BACKOFF:
+        problems.append(f'{label}: "retry_backoff" must be a number from 1 to {MAX_RETRY_BACKOFF:g}')
     if not isinstance(step.get("description", ""), str):
         problems.append(f'{label}: "description" must be a string')
     references = _check_references(label, fields, inputs, known, problems, own=name)
     if len(problems) > before:
         return None
     depends_on = {reference.name for reference in references if reference.kind == "steps"} | set(after)
-    return StepSpec(name, kind, fields, tuple(after), frozenset(depends_on), timeout, retries)
+    return StepSpec(
+        name, kind, fields, tuple(after), frozenset(depends_on), timeout, retries, retry_delay, retry_backoff
+    )
 
 
 def _check_references(
@@ -233,6 +251,11 @@ def _check_cycles(specs: list[StepSpec], problems: list[str]) -> None:
     for spec in specs:
         if spec.name not in state:
             visit(spec.name)
+
+
+def secret_inputs(definition: FlowDefinition) -> frozenset[str]:
+    """Names of the inputs whose values are secret."""
+    return frozenset(name for name, spec in definition.inputs.items() if spec.secret)
 
 
 def bind_inputs(definition: FlowDefinition, inputs: Mapping[str, Any]) -> dict[str, Any]:

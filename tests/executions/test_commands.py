@@ -63,3 +63,34 @@ def test_runflow_unknown_flow_is_exit_2() -> None:
     with pytest.raises(CommandError) as raised:
         call_command("runflow", "nope")
     assert raised.value.returncode == 2
+
+
+def test_runflow_input_syntax_is_the_clis_key_value_is_a_string(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("loadflows", str(EXAMPLES))
+    call_command("runflow", "hello", "--input", "name=42")  # "name" is a string input: "42", not 42
+    assert '"shouted": "HELLO, 42!"' in capsys.readouterr().out
+    assert Execution.objects.get().inputs == {"name": "42"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--input", "novalue"], "expected KEY=VALUE"),
+        (["--input", "name:=not-json"], "not JSON"),
+        (["--request-id", "has space"], "invalid --request-id"),
+        (["--request-id", "r" * 129], "invalid --request-id"),
+    ],
+)
+def test_runflow_usage_errors_exit_2_before_running(argv: list[str], fragment: str) -> None:
+    call_command("loadflows", str(EXAMPLES))
+    with pytest.raises(CommandError, match=fragment) as raised:
+        call_command("runflow", "hello", *argv)
+    assert raised.value.returncode == 2
+    assert not Execution.objects.exists()
+
+
+def test_runflow_takes_the_callers_request_id_from_baggage(monkeypatch: pytest.MonkeyPatch) -> None:
+    call_command("loadflows", str(EXAMPLES))
+    monkeypatch.setenv("BAGGAGE", "ci.pipeline=main,request_id=ci-7")
+    call_command("runflow", "hello")
+    assert Execution.objects.get().request_id == "ci-7"

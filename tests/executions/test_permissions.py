@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = {"name": "hello", "steps": [{"name": "hi", "type": "template", "template": "hi"}]}
 JSON = "application/json"
-SLEEPY = {"name": "sleepy", "steps": [{"name": "nap", "type": "sleep", "seconds": 30}]}
+SLEEPY = {"name": "sleepy", "steps": [{"name": "nap", "type": "sleep", "seconds": 5}]}
 
 
 def make_user(name: str, *perms: str, cli: bool = False) -> Any:

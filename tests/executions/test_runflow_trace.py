@@ -45,6 +45,24 @@ def test_in_process_runflow_is_one_trace_rooted_in_the_command(tmp_path: Path) -
     assert root.attributes["client"] == "manage"  # baggage client=manage on every span
 
 
+def test_runflow_continues_the_trace_named_in_traceparent(tmp_path: Path) -> None:
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with OtlpReceiver() as receiver:
+        service = start_service(tmp_path)  # only for its migrated database with the example flows
+        service.stop()
+        result = runflow("hello", env=base_env(
+            DATABASE_URL=service.database_url, OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint,
+            TRACEPARENT=f"00-{trace_id}-{parent_id}-01", BAGGAGE="ci.pipeline=main",
+        ))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("trace", 1)[1].split()[0] == trace_id
+        spans = receiver.wait_for(lambda spans: "step shout" in by_name(spans, trace_id), timeout=10)
+    root = by_name(spans, trace_id)["manage.py runflow"]
+    assert root.parent_id == parent_id
+    assert root.attributes["client"] == "manage"
+
+
 def test_remote_runflow_propagates_the_trace_to_the_service(tmp_path: Path) -> None:
     with OtlpReceiver() as receiver:
         exporting = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
@@ -52,7 +70,7 @@ def test_remote_runflow_propagates_the_trace_to_the_service(tmp_path: Path) -> N
         service = start_service(tmp_path, env=exporting)
         try:
             result = runflow("hello", "--remote", service.url, "--token", service.token, "--json",
-                             env=base_env(**exporting))
+                             "--input", "name=42", env=base_env(**exporting))
             assert result.returncode == 0, result.stderr
             body = json.loads(result.stdout)
             spans = receiver.wait_for(lambda spans: "step shout" in by_name(spans, body["trace_id"])
@@ -68,3 +86,4 @@ def test_remote_runflow_propagates_the_trace_to_the_service(tmp_path: Path) -> N
     assert server.attributes["user_agent.original"].startswith("flowexec-manage/")
     assert tree["execute_flow hello"].parent_id == server.span_id
     assert body["client"] == "manage"
+    assert body["inputs"] == {"name": "42"}  # the same value in-process runflow and flowexec run send

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from executions.models import Execution
+from executions.models import Execution, StepRun
 from tracing.store.rows import span_row
 from tracing.store.writer import write_rows
 from tracing.waterfall import trace_waterfall
@@ -135,3 +137,80 @@ def test_waterfall_ticks_span_the_trace() -> None:
         ("0.000 ms", "0.0000"),
         ("400.0 ms", "100.0000"),
     ]
+
+
+def open_bars(html: str) -> list[tuple[str, str, str]]:
+    """(span name, left %, width %) of each bar drawn open (running), in page order."""
+    rows = re.findall(
+        r'class="wf-row [^"]*wf-running".*?class="wf-name">([^<]+)<.*?class="wf-bar wf-open" style="left: ([\d.]+)%;'
+        r' width: ([\d.]+)%"',
+        html,
+        re.S,
+    )
+    return [(name, left, width) for name, left, width in rows]
+
+
+def test_a_running_execution_draws_its_running_steps_open_at_the_right_and_refreshes(staff_client: Client) -> None:
+    now = timezone.now()
+    store_trace(TRACE, SPANS[:2])  # the CLI span and the server span: both stored, 60 s ago
+    execution = make_execution()
+    Execution.objects.filter(pk=execution.pk).update(
+        status=Execution.Status.RUNNING, span_id="c" * 16, started_at=now - timedelta(seconds=2), finished_at=None
+    )
+    StepRun.objects.create(
+        execution=execution, name="nap", type="sleep", status=StepRun.Status.RUNNING, attempts=1,
+        started_at=now - timedelta(seconds=1),
+    )  # fmt: skip
+    html = staff_client.get(change_url(execution)).content.decode()
+    assert 'data-live="1"' in html and "tracing/live.js" in html and "this view refreshes" in html
+    drawn = open_bars(html)
+    assert [name for name, _, _ in drawn] == ["execute_flow greet", "step nap"]
+    for _, left, width in drawn:
+        assert float(left) + float(width) == pytest.approx(100, abs=0.01)  # open up to now, the trace's end
+    assert [span_id for span_id, _, _ in bars(html)] == ["a" * 16, "b" * 16]  # the stored ones, closed
+    assert len(re.findall(r'<span class="wf-running-tag">running</span> <span class="wf-name">', html)) == 2
+
+
+def test_a_finished_execution_page_does_not_refresh(staff_client: Client) -> None:
+    store_trace()
+    html = staff_client.get(change_url(make_execution())).content.decode()
+    assert 'data-live="0"' in html and "wf-open" not in html and "this view refreshes" not in html
+
+
+def test_a_pending_execution_page_refreshes_until_it_starts(staff_client: Client) -> None:
+    execution = Execution.objects.create(flow_name="greet", flow_version=1, trace_id=OTHER)
+    html = staff_client.get(change_url(execution)).content.decode()
+    assert 'data-live="1"' in html and "No spans yet" in html
+
+
+def test_span_admin_lists_spans_newest_first_through_an_index(staff_client: Client) -> None:
+    store_trace()
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(reverse("admin:tracing_span_changelist"))
+    names = [span.name for span in response.context["cl"].result_list]
+    assert names == ["step shout", "step hello", "execute_flow greet", "POST api/executions/", "flowexec run"]
+    if connection.vendor == "sqlite":
+        (page_query,) = [q["sql"] for q in queries if q["sql"].startswith('SELECT "tracing_span"."id"')]
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {page_query}")
+            plan = [row[-1] for row in cursor.fetchall()]
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan
+
+
+def test_span_admin_finds_spans_by_any_prefix_of_the_trace_id(staff_client: Client) -> None:
+    store_trace()
+    store_trace(OTHER, SPANS[:1])
+    for term, count in {"abab": 5, "ABABABAB": 5, "cdcd": 1, "abcd": 0, "e" * 16: 1}.items():
+        found = staff_client.get(reverse("admin:tracing_span_changelist"), {"q": term}).context["cl"].result_list
+        assert len(found) == count, term
+
+
+def test_span_admin_never_counts_the_whole_table(staff_client: Client) -> None:
+    store_trace()
+    with CaptureQueriesContext(connection) as queries:
+        html = staff_client.get(reverse("admin:tracing_span_changelist")).content.decode()
+    assert "5 spans" in html
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
+    assert not [q["sql"] for q in queries if "DISTINCT" in q["sql"].upper() and "LIMIT" not in q["sql"].upper()]
+

@@ -22,12 +22,14 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s", stream=sys.stderr)
+import os
+from tracing.config import ProcessDefaults, tracing_config
 from tracing.provider import configure_tracing, flush_and_shutdown
 service, default_exporters, endpoint, headers, traceparent, flush_timeout = sys.argv[1:7]
-state = configure_tracing(
-    service, default_exporters=default_exporters, otlp_endpoint=endpoint or None,
-    otlp_headers=json.loads(headers),
+defaults = ProcessDefaults(
+    service, exporters=tuple(default_exporters.split(",")), otlp_endpoint=endpoint, otlp_headers=json.loads(headers)
 )
+state = configure_tracing(tracing_config(os.environ, defaults))
 from opentelemetry import propagate, trace
 tracer = trace.get_tracer("wire-test")
 parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
@@ -177,15 +179,14 @@ def test_jaeger_thrift_over_udp_decodes_with_operation_names_tags_and_service():
     assert by_name["grandchild"].attributes["span.kind"] == "client"
 
 
-def test_console_prints_span_json_to_stdout():
+def test_console_prints_span_json_to_stderr_and_nothing_to_stdout():
     run = run_traced({"OTEL_TRACES_EXPORTER": "console"}, service="console-svc")
-    decoder, text, spans = json.JSONDecoder(), run.stdout, []
-    position = 0
-    while position < len(text.rstrip()):
-        while text[position].isspace():
-            position += 1
-        span, position = decoder.raw_decode(text, position)
-        spans.append(span)
+    assert run.stdout == ""
+    decoder, text, spans = json.JSONDecoder(), run.stderr, []
+    # stderr interleaves the log lines with the spans' JSON, each of which starts a line with "{".
+    for position in [0, *(i + 1 for i, char in enumerate(text) if char == "\n")]:
+        if text.startswith("{", position):
+            spans.append(decoder.raw_decode(text, position)[0])
     by_name = {span["name"]: span for span in spans}
     assert sorted(by_name) == ["child", "grandchild", "root"]
     assert by_name["child"]["parent_id"] == by_name["root"]["context"]["span_id"]

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from opentelemetry import baggage, context
+from opentelemetry import baggage, context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,8 +21,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.otlp_receiver import OtlpReceiver
 from tests.tracing.test_exporters_wire import closed_port
 from tracing import exporters
+from tracing.config import LimitsConfig, OtlpConfig, ProcessDefaults, TracingConfig, tracing_config
+from tracing.exporters import ExporterSpec
 from tracing.propagation import W3CTraceContextPropagator
-from tracing.provider import build_propagator, shutdown_provider, tracer_provider_for
+from tracing.provider import build_propagator, build_provider, shutdown_provider
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,45 +45,147 @@ def finished(provider: TracerProvider, names: Sequence[str]) -> None:
             finished(provider, names[1:])
 
 
-def test_tracer_provider_for_exports_without_touching_the_global_provider(otel_env):
-    otel_env.setenv("OTEL_TRACES_EXPORTER", "otlp")
+def config(service: str = "test-svc", **fields) -> TracingConfig:
+    """A TracingConfig given as data (no environment involved)."""
+    return TracingConfig(resource={SERVICE_NAME: service}, **fields)
+
+
+def test_build_provider_exports_from_a_config_object_without_touching_the_global_provider():
     with OtlpReceiver() as receiver:
-        otel_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.endpoint)
-        state = tracer_provider_for("builder-svc")
+        state = build_provider(config("builder-svc", exporters=("otlp",), otlp=OtlpConfig(endpoint=receiver.endpoint)))
         finished(state.provider, ["outer", "inner"])
         assert shutdown_provider(state.provider, timeout_seconds=5)
         spans = receiver.wait_for(lambda s: len(s) >= 2)
-    assert state.enabled
-    assert state.exporters == ("otlp",)
+    assert state.enabled and state.exporters == ("otlp",)
     assert receiver.named("inner").parent_id == receiver.named("outer").span_id
     assert {span.service_name for span in spans} == {"builder-svc"}
+    assert trace.get_tracer_provider() is not state.provider
 
 
-def test_extra_exporters_supply_store_and_unknown_names_are_skipped_with_a_warning(otel_env, caplog):
-    otel_env.setenv("OTEL_TRACES_EXPORTER", "store,bogus,none")
-    memory = InMemorySpanExporter()
+def test_tracing_config_reads_only_the_mapping_it_is_given():
+    environ = {
+        "OTEL_SERVICE_NAME": "from-mapping",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci,team=a%20b",
+        "OTEL_TRACES_EXPORTER": "otlp,console,none,otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=t1",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1.5",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64",
+        "OTEL_PROPAGATORS": "baggage,tracecontext",
+    }
+    before = dict(os.environ)
+    got = tracing_config(environ, ProcessDefaults("default-svc", otlp_headers={"authorization": "Token t"}))
+    assert dict(os.environ) == before
+    assert got.service_name == "from-mapping"
+    assert got.resource["deployment.environment"] == "ci" and got.resource["team"] == "a b"
+    assert got.exporters == ("otlp", "console")
+    # The generic endpoint gets the signal path; headers from the environment replace the process defaults.
+    assert got.otlp == OtlpConfig(
+        protocol="http/protobuf",
+        endpoint="http://collector:4318/v1/traces",
+        headers={"x-tenant": "t1"},
+        timeout=1.5,
+        endpoint_from_environment=True,
+    )
+    assert (got.sampler, got.sampler_arg) == ("parentbased_traceidratio", 0.25)
+    assert got.batch.schedule_delay_millis == 100
+    assert got.limits.max_span_attribute_length == 64
+    assert got.propagators == ("baggage", "tracecontext")
+
+
+def test_process_defaults_apply_when_the_environment_is_silent():
+    defaults = ProcessDefaults(
+        "flowexec-cli",
+        exporters=("otlp",),
+        otlp_endpoint="http://127.0.0.1:8000/v1/traces",
+        otlp_headers={"authorization": "Token t"},
+        otlp_timeout=0.75,
+    )
+    got = tracing_config({}, defaults)
+    assert got.service_name == "flowexec-cli" and got.exporters == ("otlp",)
+    assert got.otlp.endpoint == "http://127.0.0.1:8000/v1/traces" and not got.otlp.endpoint_from_environment
+    assert dict(got.otlp.headers) == {"authorization": "Token t"}
+    # The CLI's export budget is data now, not a write to os.environ.
+    assert got.otlp.timeout == 0.75
+    # The process default is an OTLP/HTTP URL: gRPC goes to its own default instead.
+    grpc = tracing_config({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, defaults)
+    assert grpc.otlp.endpoint == "http://localhost:4317"
+
+
+def test_bad_values_warn_and_fall_back(caplog):
+    environ = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "soon",
+        "OTEL_TRACES_SAMPLER": "sometimes",
+        "OTEL_SPAN_EVENT_COUNT_LIMIT": "-1",
+    }
     with caplog.at_level(logging.WARNING, logger="flowexec.tracing"):
-        state = tracer_provider_for("store-svc", extra_exporters={"store": lambda: memory})
+        got = tracing_config(environ, ProcessDefaults("svc", otlp_timeout=2.0))
+    assert got.otlp.protocol == "http/protobuf" and got.otlp.timeout == 2.0
+    assert got.sampler == "parentbased_always_on" and got.limits.max_events == 128
+    assert len(caplog.records) == 4
+
+
+def test_registered_factory_builds_the_exporter_and_unknown_names_are_skipped_with_a_warning(caplog):
+    memory = InMemorySpanExporter()
+    exporters.register_exporter("memory-test", lambda cfg: ExporterSpec("memory-test", memory, False, "memory"))
+    with caplog.at_level(logging.WARNING, logger="flowexec.tracing"):
+        state = build_provider(config("store-svc", exporters=("memory-test", "bogus")))
     finished(state.provider, ["stored"])
     assert shutdown_provider(state.provider, timeout_seconds=5)
-    assert state.exporters == ("store",)
+    assert state.exporters == ("memory-test",)
     assert [span.name for span in memory.get_finished_spans()] == ["stored"]
-    assert [record.getMessage() for record in caplog.records if "bogus" in record.getMessage()] != []
-    assert len(caplog.records) == 1
+    [warning] = caplog.records
+    assert "'bogus'" in warning.getMessage() and "memory-test" in warning.getMessage()
 
 
-def test_store_without_a_factory_is_skipped_with_a_warning(otel_env, caplog):
-    otel_env.setenv("OTEL_TRACES_EXPORTER", "store")
+def test_an_installed_opentelemetry_traces_exporter_entry_point_is_accepted_by_name():
+    state = build_provider(config(exporters=("otlp_proto_http",)))
+    assert state.exporters == ("otlp_proto_http",)
+    assert "otlp_proto_http(opentelemetry.exporter.otlp.proto.http" in state.description
+    assert shutdown_provider(state.provider, timeout_seconds=5)
+
+
+def test_a_factory_that_cannot_build_is_skipped_with_a_warning(caplog):
+    def broken(cfg: TracingConfig) -> ExporterSpec:
+        raise RuntimeError("needs the service")
+
+    exporters.register_exporter("broken-test", broken)
     with caplog.at_level(logging.WARNING, logger="flowexec.tracing"):
-        state = tracer_provider_for("cli")
+        state = build_provider(config(exporters=("broken-test",)))
     assert state.exporters == ()
     assert "exporters=none" in state.description
-    assert ["store" in record.getMessage() for record in caplog.records] == [True]
+    assert ["needs the service" in record.getMessage() for record in caplog.records] == [True]
 
 
-def test_only_allowlisted_baggage_becomes_span_attributes(otel_env):
+def test_console_writes_spans_to_stderr_so_stdout_stays_machine_readable(capsys):
+    state = build_provider(config("console-svc", exporters=("console",)))
+    finished(state.provider, ["printed"])
+    assert shutdown_provider(state.provider, timeout_seconds=5)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert json.loads(err)["name"] == "printed"
+
+
+def test_sampler_and_span_limits_come_from_the_config():
+    state = build_provider(
+        config(sampler="traceidratio", sampler_arg=0.0, limits=LimitsConfig(max_span_attribute_length=4))
+    )
+    assert state.provider.sampler.get_description() == "TraceIdRatioBased{0.0}"
+    span = state.provider.get_tracer("t").start_span("s", attributes={"k": "abcdefgh"})
+    assert not span.is_recording()
+    kept = build_provider(config(limits=LimitsConfig(max_span_attribute_length=4))).provider
+    with kept.get_tracer("t").start_as_current_span("s", attributes={"k": "abcdefgh"}) as recorded:
+        assert recorded.attributes["k"] == "abcd"
+
+
+def test_only_allowlisted_baggage_becomes_span_attributes():
     memory = InMemorySpanExporter()
-    state = tracer_provider_for("bag", default_exporters="mem", extra_exporters={"mem": lambda: memory})
+    exporters.register_exporter("memory-bag", lambda cfg: ExporterSpec("memory-bag", memory, False, "memory"))
+    state = build_provider(config("bag", exporters=("memory-bag",), baggage_keys=("request_id",)))
     ctx = baggage.set_baggage("request_id", "r-1")
     ctx = baggage.set_baggage("secret", "s3cr3t", context=ctx)
     token = context.attach(ctx)
@@ -94,10 +199,9 @@ def test_only_allowlisted_baggage_becomes_span_attributes(otel_env):
     assert "secret" not in span.attributes
 
 
-def test_propagators_map_tracecontext_to_the_strict_propagator(otel_env, caplog):
-    otel_env.setenv("OTEL_PROPAGATORS", "baggage,tracecontext,nope")
+def test_propagators_map_tracecontext_to_the_strict_propagator(caplog):
     with caplog.at_level(logging.WARNING, logger="flowexec.tracing"):
-        propagator, used = build_propagator()
+        propagator, used = build_propagator(config(propagators=("baggage", "tracecontext", "nope")))
     assert used == ("baggage", "tracecontext")
     assert any(isinstance(p, W3CTraceContextPropagator) for p in propagator._propagators)
     assert ["nope" in record.getMessage() for record in caplog.records] == [True]
@@ -113,7 +217,7 @@ class _Switchable(SpanExporter):
         return self.result
 
 
-def test_warn_once_exporter_logs_first_failure_and_recovery_only(otel_env, caplog):
+def test_warn_once_exporter_logs_first_failure_and_recovery_only(caplog):
     inner = _Switchable()
     wrapped = exporters.WarnOnceExporter(inner, "test-target")
     with caplog.at_level(logging.INFO):
@@ -128,7 +232,7 @@ def test_warn_once_exporter_logs_first_failure_and_recovery_only(otel_env, caplo
     assert "recovered" in messages[1]
 
 
-def test_warn_once_exporter_silences_the_real_otlp_exporters_retry_noise(otel_env, caplog):
+def test_warn_once_exporter_silences_the_real_otlp_exporters_retry_noise(caplog):
     dead = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{closed_port()}/v1/traces", timeout=0.5)
     wrapped = exporters.WarnOnceExporter(dead, "dead")
     with caplog.at_level(logging.DEBUG):
@@ -146,9 +250,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 if sys.argv[1] == "preinstalled":
     trace.set_tracer_provider(TracerProvider())
+import os
+from tracing.config import ProcessDefaults, tracing_config
 from tracing.provider import configure_tracing
-first = configure_tracing("once", default_exporters="console")
-second = configure_tracing("twice", default_exporters="otlp")
+first = configure_tracing(tracing_config(os.environ, ProcessDefaults("once", exporters=("console",))))
+second = configure_tracing(tracing_config(os.environ, ProcessDefaults("twice", exporters=("otlp",))))
 print(json.dumps({
     "same": first is second,
     "global": trace.get_tracer_provider() is first.provider,
@@ -159,7 +265,7 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize(("mode", "processors", "exporter_list"), [("fresh", 2, ["console"]), ("preinstalled", 0, [])])
+@pytest.mark.parametrize(("mode", "processors", "exporter_list"), [("fresh", 2, ["console"]), ("preinstalled", 1, [])])
 def test_configure_tracing_runs_once_and_keeps_a_preinstalled_provider(mode, processors, exporter_list):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DJANGO_"))}
     proc = subprocess.run(
@@ -174,7 +280,8 @@ def test_configure_tracing_runs_once_and_keeps_a_preinstalled_provider(mode, pro
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["same"]
     assert result["global"]
-    # fresh: the baggage processor plus the console one; preinstalled: nothing added.
+    # fresh: the baggage processor plus the console one; preinstalled: only the baggage processor is added, so
+    # the contract's baggage attributes hold under opentelemetry-instrument too.
     assert result["processors"] == processors
     assert result["exporters"] == exporter_list
     if mode == "preinstalled":

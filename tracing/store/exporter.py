@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
+from tracing.exporters import LOCAL_SCHEDULE_DELAY_MILLIS, ExporterSpec
 from tracing.store.rows import SpanRow, event_entry, json_attributes, span_row
 from tracing.store.writer import write_rows_in_thread
+
+if TYPE_CHECKING:
+    from tracing.config import TracingConfig
 
 
 def row_from_readable(span: ReadableSpan) -> SpanRow:
@@ -32,7 +38,17 @@ def row_from_readable(span: ReadableSpan) -> SpanRow:
 
 
 class StoreSpanExporter(SpanExporter):
-    """Write spans into the embedded store; meant to run under a BatchSpanProcessor."""
+    """Write spans into the embedded store; meant to run under a BatchSpanProcessor.
+
+    Also installed as the `store` opentelemetry_traces_exporter entry point, so opentelemetry-instrument can
+    build it by name before Django is set up: it touches the database only when exporting.
+    """
+
+    def __init__(self) -> None:
+        from django.conf import ENVIRONMENT_VARIABLE, settings
+
+        if not (settings.configured or os.environ.get(ENVIRONMENT_VARIABLE)):
+            raise RuntimeError("'store' writes to the flowexec service's database: only its processes can use it")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Store one batch; never raises, FAILURE if the database refused it."""
@@ -47,3 +63,11 @@ class StoreSpanExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Exports are synchronous, so there is nothing pending."""
         return True
+
+
+def store_exporter(config: TracingConfig) -> ExporterSpec:
+    """The `store` registry entry: a local write is cheap, so batches go out sooner than the SDK's 5 s.
+
+    A newcomer opening the trace right after a run should see it whole.
+    """
+    return ExporterSpec("store", StoreSpanExporter(), True, "database", LOCAL_SCHEDULE_DELAY_MILLIS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import uuid
 from typing import Any
@@ -14,6 +16,9 @@ from executions import selectors, services
 from executions.engine.errors import FlowNotFound, FlowValidationError
 from executions.models import Execution
 from executions.serializers import ExecutionOutput
+from flowexec.cli.carriers import environment_context, environment_request_id
+from flowexec.cli.inputs import InputSyntaxError, parse_pairs
+from flowexec.cli.main import main as cli_main
 from tracing import attributes as keys
 
 SERVICE_NAME = "flowexec-manage"
@@ -28,13 +33,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("flow")
         parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="KEY=VALUE",
-                            help="a flow input; VALUE is parsed as JSON when it can be (repeatable)")
+                            help="a flow input, repeatable: KEY=VALUE sends a string, KEY:=JSON a JSON value")
         parser.add_argument("--remote", metavar="URL", help="run on this service instead of in-process")
         parser.add_argument("--token", help="API token for --remote (default: $FLOWEXEC_TOKEN)")
         parser.add_argument("--request-id", default="", help="request id to record (default: a new UUID)")
         parser.add_argument("--json", action="store_true", help="print the whole execution as JSON")
 
     def handle(self, *args: Any, flow: str, inputs: list[str], remote: str | None, **options: Any) -> None:
+        request_id = options["request_id"]
+        if request_id and not re.fullmatch(keys.REQUEST_ID_PATTERN, request_id):
+            raise CommandError(f"invalid --request-id {request_id!r}: expected {keys.REQUEST_ID_PATTERN}", returncode=2)
+        try:
+            values = parse_pairs(inputs)
+        except InputSyntaxError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
         if remote:
             self._run_remote(flow, inputs, remote, options)
             return
@@ -42,16 +54,17 @@ class Command(BaseCommand):
 
         # Spans still queued at exit are flushed, within a bound, by the provider's atexit hook.
         instrument_django_process(SERVICE_NAME)
-        execution = self._run_here(flow, parse_pairs(inputs), options["request_id"])
+        execution = self._run_here(flow, values, request_id)
         self._print(execution, as_json=options["json"])
         if execution.status != Execution.Status.SUCCEEDED:
             sys.exit(1)
 
     def _run_here(self, flow: str, inputs: dict[str, Any], request_id: str) -> Execution:
         tracer = trace.get_tracer(keys.TRACER_NAME)
-        request_id = request_id or str(uuid.uuid4())
-        ctx = baggage.set_baggage(keys.CLIENT, Execution.Client.MANAGE,
-                                  baggage.set_baggage(keys.REQUEST_ID, request_id))
+        request_id = request_id or environment_request_id(os.environ) or str(uuid.uuid4())
+        # A parent process's trace (TRACEPARENT/TRACESTATE/BAGGAGE) continues here, as in the flowexec CLI.
+        ctx = baggage.set_baggage(keys.REQUEST_ID, request_id, environment_context(os.environ))
+        ctx = baggage.set_baggage(keys.CLIENT, Execution.Client.MANAGE, ctx)
         token = context.attach(ctx)
         try:
             with tracer.start_as_current_span(
@@ -79,8 +92,6 @@ class Command(BaseCommand):
         self.stdout.write(f"trace     {execution.trace_id or '-'}")
 
     def _run_remote(self, flow: str, inputs: list[str], remote: str, options: dict[str, Any]) -> None:
-        from flowexec import cli
-
         argv = ["--url", remote]
         if options.get("token"):
             argv += ["--token", options["token"]]
@@ -89,19 +100,5 @@ class Command(BaseCommand):
         if options.get("json"):
             argv.append("--json")
         argv += ["run", flow, *(arg for pair in inputs for arg in ("--input", pair))]
-        sys.exit(cli.main(argv, service_name=SERVICE_NAME, client=Execution.Client.MANAGE))
-
-
-def parse_pairs(pairs: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs to a dict; VALUE is JSON when it parses as JSON, else the plain string."""
-    parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CommandError(f"--input {pair!r}: expected KEY=VALUE", returncode=2)
-        try:
-            parsed[key] = json.loads(value)
-        except ValueError:
-            parsed[key] = value
-    return parsed
+        sys.exit(cli_main(argv, service_name=SERVICE_NAME, client=Execution.Client.MANAGE))
 

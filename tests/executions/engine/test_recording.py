@@ -1,47 +1,21 @@
-"""Redaction and size capping of recorded step content."""
+"""Recorded step content: redacted by key, masked by value, size-capped JSON."""
 
 from __future__ import annotations
 
 import json
 
-from executions.engine.recording import REDACTED, content, redact
-
-
-def test_redact_replaces_sensitive_values_at_any_depth_case_insensitively():
-    value = {
-        "user": "bob",
-        "Password": "hunter2",
-        "db_password": "x",
-        "headers": {"Authorization": "Bearer abc", "Accept": "json"},
-        "items": [{"api_key": "k", "id": 1}, "plain"],
-        "access_token": {"nested": "whole value goes"},
-        "secrets": ["a"],
-    }
-    assert redact(value) == {
-        "user": "bob",
-        "Password": REDACTED,
-        "db_password": REDACTED,
-        "headers": {"Authorization": REDACTED, "Accept": "json"},
-        "items": [{"api_key": REDACTED, "id": 1}, "plain"],
-        "access_token": REDACTED,
-        "secrets": REDACTED,
-    }
-
-
-def test_redact_adds_configured_keys_and_leaves_the_original_alone():
-    value = {"PIN": 1234, "pin_code": 1, "name": "x"}
-    assert redact(value, {"pin"}) == {"PIN": REDACTED, "pin_code": REDACTED, "name": "x"}
-    assert value == {"PIN": 1234, "pin_code": 1, "name": "x"}
-    assert redact(value) == value
-
-
-def test_redact_passes_scalars_through():
-    assert redact("password") == "password"
-    assert redact(None) is None
+from executions.engine.recording import content
+from tracing.redaction import REDACTED
 
 
 def test_content_is_redacted_json():
     assert json.loads(content({"token": "t", "n": 1})) == {"token": REDACTED, "n": 1}
+
+
+def test_content_masks_secret_values_under_any_key():
+    text = content({"note": "the key is s3cr3t-v4lue", "url": "http://h/?k=s3cr3t-v4lue"}, secrets=["s3cr3t-v4lue"])
+    assert "s3cr3t" not in text
+    assert json.loads(text) == {"note": f"the key is {REDACTED}", "url": f"http://h/?k={REDACTED}"}
 
 
 def test_content_is_capped_in_bytes():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from executions import engine
+from executions.engine import scheduler
+from tracing.redaction import SecretsLogFilter
 
 WAIT = 5.0  # upper bound for every wait in these tests
 
@@ -49,7 +52,9 @@ class RecordingHooks(engine.NullHooks):
     def is_cancelled(self) -> bool:
         return self.cancel.is_set()
 
-    def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+    def run_subflow(
+        self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event
+    ) -> Mapping[str, Any]:
         assert self.subflow is not None
         return self.subflow(flow, inputs, depth)
 
@@ -368,3 +373,142 @@ def test_sub_flow_errors_fail_the_step():
     assert result.error == 'step "sub": flow "ghost" not found'
     without_hooks = engine.run(definition, {}, config=engine.EngineConfig())
     assert without_hooks.error.startswith('step "sub": cannot run sub-flow "ghost"')
+
+
+def test_pure_steps_run_inline_without_a_pool_or_step_started(monkeypatch):
+    threads: list[str] = []
+
+    @engine.functions.pure
+    def where(text: str) -> str:
+        threads.append(threading.current_thread().name)
+        return text
+
+    class NoPool:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("an all-inline run must not create a thread pool")
+
+    monkeypatch.setattr(scheduler, "ThreadPoolExecutor", NoPool)
+    document = {
+        "name": "inline",
+        "steps": [
+            {"name": "a", "type": "template", "template": "x"},
+            call("b", "upper", args={"text": "${steps.a.output}"}),
+            call("c", "where", args={"text": "${steps.b.output}"}),
+        ],
+        "outputs": {"c": "${steps.c.output}"},
+    }
+    hooks = RecordingHooks()
+    result = run_flow(document, config_with(where=where), hooks)
+    assert (result.status, result.outputs) == ("succeeded", {"c": "X"})
+    assert threads == [threading.current_thread().name]
+    assert hooks.started == []
+    assert [outcome.name for outcome in hooks.finished] == ["a", "b", "c"]
+
+
+def test_retry_delays_back_off_exponentially_with_full_jitter_and_a_cap(monkeypatch):
+    ceilings: list[tuple[float, float]] = []
+    monkeypatch.setattr(scheduler.random, "uniform", lambda low, high: ceilings.append((low, high)) or 0.0)
+
+    def always() -> None:
+        raise RuntimeError("nope")
+
+    step = call("a", "always", retries=3, retry_delay=100, retry_backoff=3)
+    result = run_flow({"name": "r", "steps": [step]}, config_with(always=always))
+    assert outcomes(result)["a"].attempts == 4
+    assert ceilings == [(0, 100), (0, 300), (0, 300)]
+
+
+def test_cancel_interrupts_a_retry_wait(monkeypatch):
+    monkeypatch.setattr(scheduler.random, "uniform", lambda low, high: high)
+    hooks = RecordingHooks()
+
+    def fail_and_cancel() -> None:
+        hooks.cancel.set()
+        raise RuntimeError("nope")
+
+    began = time.monotonic()
+    step = call("a", "fail_and_cancel", retries=2, retry_delay=60)
+    result = run_flow({"name": "r", "steps": [step]}, config_with(fail_and_cancel=fail_and_cancel), hooks)
+    assert time.monotonic() - began < 1.5
+    assert result.status == "cancelled"
+    assert outcomes(result)["a"].attempts == 1
+
+
+def test_a_step_that_finishes_after_the_cancel_is_recorded_cancelled_not_succeeded():
+    noticed = threading.Event()
+
+    class Hooks(RecordingHooks):
+        def is_cancelled(self) -> bool:
+            if self.cancel.is_set():
+                noticed.set()
+                return True
+            return False
+
+    hooks = Hooks()
+
+    def finish_late() -> str:
+        hooks.cancel.set()
+        assert noticed.wait(WAIT)  # the engine has seen the cancel; now the work completes anyway
+        return "done"
+
+    document = {"name": "c", "steps": [call("late", "finish_late")]}
+    result = run_flow(document, config_with(finish_late=finish_late), hooks)
+    assert result.status == "cancelled"
+    assert [(o.name, o.status, o.output) for o in hooks.finished] == [("late", "cancelled", None)]
+
+
+SECRET = "s3cr3t-Pa55"
+
+
+def test_secret_values_are_masked_in_step_outcomes_and_the_result_but_usable_inside():
+    received: list[str] = []
+
+    def use(value: str) -> str:
+        received.append(value)
+        return f"used {value}"
+
+    document = {
+        "name": "s",
+        "inputs": {"password": {"type": "string"}, "key": {"type": "string", "secret": True}},
+        "steps": [
+            {"name": "t", "type": "template", "template": "pw=${inputs.password} key=${inputs.key}"},
+            call("u", "use", args={"value": "${inputs.key}"}),
+            call("url", "echo", args={"value": "https://api.example/x?key=${inputs.key}&n=1"}),
+        ],
+        "outputs": {"t": "${steps.t.output}", "raw": "${inputs.key}", "u": "${steps.u.output}"},
+    }
+    hooks = RecordingHooks()
+    result = run_flow(document, config_with(use=use), hooks, password=SECRET, key="k-" + SECRET)
+    assert received == ["k-" + SECRET]
+    assert result.outputs == {"t": "pw=[REDACTED] key=[REDACTED]", "raw": "[REDACTED]", "u": "used [REDACTED]"}
+    assert outcomes(result)["url"].output == "https://api.example/x?key=[REDACTED]&n=1"
+    assert SECRET not in repr(result) and SECRET not in repr(hooks.finished)
+
+
+def test_secret_values_are_masked_in_errors_and_extra_secrets_are_masked_too():
+    document = {
+        "name": "s",
+        "inputs": {"note": {"type": "string"}},
+        "steps": [{"name": "boom", "type": "fail", "message": "could not use ${inputs.note}"}],
+    }
+    definition = engine.parse(document)
+    result = engine.run(definition, {"note": SECRET}, config=engine.EngineConfig(), secrets=[SECRET])
+    assert result.error == 'step "boom": could not use [REDACTED]'
+    assert result.steps[0].error == 'step "boom": could not use [REDACTED]'
+
+
+def test_log_lines_from_steps_are_masked(caplog):
+    caplog.handler.addFilter(SecretsLogFilter())
+
+    def chatty(value: str) -> str:
+        logging.getLogger("tests.chatty").warning("calling upstream with %s", value)
+        return "ok"
+
+    document = {
+        "name": "s",
+        "inputs": {"api_token": {"type": "string"}},
+        "steps": [call("c", "chatty", args={"value": "${inputs.api_token}"})],
+    }
+    assert run_flow(document, config_with(chatty=chatty), api_token=SECRET).status == "succeeded"
+    assert "calling upstream with [REDACTED]" in caplog.text
+    assert SECRET not in caplog.text

@@ -147,7 +147,9 @@ def test_sub_flow_spans_nest_under_the_calling_step(spans):
     inner = engine.parse({"name": "inner", "steps": [{"name": "deep", "type": "template", "template": "x"}]})
 
     class Hooks(engine.NullHooks):
-        def run_subflow(self, flow: str, inputs: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+        def run_subflow(
+            self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event
+        ) -> Mapping[str, Any]:
             result = engine.run(inner, inputs, config=config, hooks=self, depth=depth)
             if result.status != "succeeded":
                 raise engine.FlowError(result.error)
@@ -175,3 +177,35 @@ def test_timed_out_attempt_span_is_ended_with_error(spans, record_content):
     span = spans.named("step slow")
     assert span.status.status_code is StatusCode.ERROR
     assert span.status.description == 'step "slow": timed out after 0.1s'
+
+
+def test_secret_values_never_reach_span_events_status_or_recorded_exceptions(spans):
+    secret = "s3cr3t-Pa55"
+
+    def explode(value: str) -> None:
+        raise RuntimeError(f"upstream refused {value}")
+
+    config = engine.EngineConfig(python_functions={**engine.builtin_functions(), "explode": explode})
+    document = {
+        "name": "s",
+        "inputs": {"password": {"type": "string"}},
+        "steps": [
+            {"name": "t", "type": "template", "template": "Hello ${inputs.password}"},
+            {"name": "p", "type": "python", "function": "explode", "args": {"value": "${steps.t.output}"}},
+        ],
+    }
+    definition = engine.parse(document, config=config)
+    with caller.start_as_current_span("execute_flow test"):
+        result = engine.run(definition, {"password": secret}, config=config)
+    assert result.error == 'step "p": RuntimeError: upstream refused Hello [REDACTED]'
+    recorded = [
+        (span.name, span.status.description, [(event.name, dict(event.attributes)) for event in span.events])
+        for span in spans.all()
+    ]
+    assert secret not in repr(recorded)
+    failed = spans.named("step p")
+    exception = next(event for event in failed.events if event.name == "exception")
+    assert exception.attributes["exception.message"] == 'step "p": RuntimeError: upstream refused Hello [REDACTED]'
+    assert "StepError" in exception.attributes["exception.stacktrace"]
+    assert failed.status.description == result.error
+    assert events(spans.named("step t"), STEP_OUTPUT_EVENT) == ["Hello [REDACTED]"]

@@ -242,3 +242,49 @@ def test_all_problems_are_reported_together():
     with pytest.raises(engine.FlowValidationError) as caught:
         engine.parse(document)
     assert str(caught.value) == "; ".join(problems)
+
+
+def test_inputs_are_secret_when_declared_or_named_like_a_redaction_key():
+    definition = engine.parse(
+        {
+            "name": "s",
+            "inputs": {
+                "key": {"type": "string", "secret": True},
+                "db_password": {"type": "string"},
+                "token_limit": {"type": "integer", "secret": False},
+                "pin": {"type": "string"},
+                "name": {"type": "string"},
+            },
+            "steps": [{"name": "a", "type": "template", "template": "x"}],
+        },
+        config=engine.EngineConfig(redact_keys=frozenset({"pin"})),
+    )
+    assert engine.secret_inputs(definition) == {"key", "db_password", "pin"}
+    assert definition.inputs["key"].secret and not definition.inputs["name"].secret
+
+
+def test_secret_must_be_a_boolean():
+    problems = problems_of({"inputs": {"k": {"type": "string", "secret": "yes"}}})
+    assert 'input "k": "secret" must be a boolean' in problems
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"retry_delay": -1}, '"retry_delay" must be a number of seconds from 0 to 300'),
+        ({"retry_delay": "1"}, '"retry_delay" must be a number of seconds from 0 to 300'),
+        ({"retry_delay": 301}, '"retry_delay" must be a number of seconds from 0 to 300'),
+        ({"retry_backoff": 0.5}, '"retry_backoff" must be a number from 1 to 10'),
+        ({"retry_backoff": True}, '"retry_backoff" must be a number from 1 to 10'),
+    ],
+)
+def test_retry_delay_and_backoff_are_validated(fields, problem):
+    problems = problems_of({"steps": [{"name": "a", "type": "fail", "retries": 2, **fields}]})
+    assert f'step "a": {problem}' in problems
+
+
+def test_retry_delay_and_backoff_land_on_the_spec():
+    definition = engine.parse(
+        {"name": "r", "steps": [{"name": "a", "type": "fail", "retries": 2, "retry_delay": 0.5, "retry_backoff": 3}]}
+    )
+    assert (definition.steps[0].retry_delay, definition.steps[0].retry_backoff) == (0.5, 3)

@@ -1,0 +1,50 @@
+"""OTLP log export: records carry the trace and span ids of the execution that logged them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from executions import services
+from tests.otlp_signals import SignalReceiver
+from tracing.log_export import log_handler, logger_provider_for
+from tracing.metrics import shared_resource
+
+
+@pytest.fixture
+def receiver() -> Iterator[SignalReceiver]:
+    with SignalReceiver() as running:
+        yield running
+
+
+@pytest.mark.django_db(transaction=True)
+def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
+    make_flow: Any, receiver: SignalReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"{receiver.base_url}/v1/logs")
+    provider, used = logger_provider_for(shared_resource("flowexec-service"))
+    assert provider is not None and used[0].startswith("otlp(")
+    services_logger = logging.getLogger("executions.services")
+    handler = log_handler(provider)
+    services_logger.addHandler(handler)
+    try:
+        make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
+        execution = services.execution_submit(flow="logged", inputs={})
+    finally:
+        services_logger.removeHandler(handler)
+    assert provider.force_flush(5000)
+    receiver.wait_for(lambda r: any(str(execution.pk) in str(log.body) for log in r.logs))
+    [record] = [log for log in receiver.logs if str(execution.pk) in str(log.body)]
+    assert (record.trace_id, record.span_id) == (execution.trace_id, execution.span_id)
+    assert record.severity == "INFO"
+    assert record.resource["service.name"] == "flowexec-service"
+    provider.shutdown()
+
+
+def test_no_logs_exporter_means_no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_LOGS_EXPORTER", raising=False)
+    assert logger_provider_for(shared_resource("flowexec-service")) == (None, ())

@@ -1,0 +1,183 @@
+"""What the metric and log pipelines share (no Django): OTLP settings per signal, warn-once export, bounded stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+logger = logging.getLogger("flowexec.tracing")
+
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+DEFAULT_OTLP_PROTOCOL = "http/protobuf"
+# As for traces: the SDK's 10 s default holds the export thread (and a final flush) that long on a dead backend.
+DEFAULT_OTLP_TIMEOUT_SECONDS = 3.0
+DEFAULT_STOP_TIMEOUT_SECONDS = 2.0
+
+# Loggers the SDK's metric and log exporters write one line per failed batch to; WarnOnce reports instead.
+EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.sdk.metrics._internal.export",
+    "opentelemetry.sdk._shared_internal",
+)
+
+
+def env(*names: str) -> str:
+    """The first non-empty of these environment variables, stripped, or ""."""
+    return next((value.strip() for name in names if (value := os.environ.get(name, "")).strip()), "")
+
+
+def sdk_disabled() -> bool:
+    """OTEL_SDK_DISABLED=true (case-insensitive), as the spec defines it."""
+    return env("OTEL_SDK_DISABLED").lower() == "true"
+
+
+def exporter_names(variable: str, known: tuple[str, ...], default: str = "none") -> list[str]:
+    """A comma-list exporter variable as known, de-duplicated names; unknown names warn and are skipped."""
+    raw = env(variable) or default
+    names = []
+    for name in dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()):
+        if name == "none":
+            continue
+        if name not in known:
+            logger.warning("unknown exporter %r in %s (known: %s); skipped", name, variable, ", ".join(known))
+            continue
+        names.append(name)
+    return names
+
+
+def otlp_protocol(signal: str) -> str:
+    """OTEL_EXPORTER_OTLP_{SIGNAL}_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL; unknown values warn and fall back."""
+    variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
+    raw = env(variable, "OTEL_EXPORTER_OTLP_PROTOCOL").lower()
+    if raw and raw not in OTLP_PROTOCOLS:
+        logger.warning("OTLP protocol %r is not supported (use %s); using %s", raw, " or ".join(OTLP_PROTOCOLS),
+                       DEFAULT_OTLP_PROTOCOL)
+        return DEFAULT_OTLP_PROTOCOL
+    return raw or DEFAULT_OTLP_PROTOCOL
+
+
+def otlp_timeout(signal: str) -> float | None:
+    """None lets the exporter read a valid OTEL_EXPORTER_OTLP_*TIMEOUT; otherwise our bounded default."""
+    raw = env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    if not raw:
+        return DEFAULT_OTLP_TIMEOUT_SECONDS
+    try:
+        if float(raw) > 0:
+            return None
+    except ValueError:
+        pass
+    logger.warning("OTLP timeout %r is not a positive number; using %.0fs", raw, DEFAULT_OTLP_TIMEOUT_SECONDS)
+    return DEFAULT_OTLP_TIMEOUT_SECONDS
+
+
+def otlp_target(signal: str, protocol: str) -> str:
+    """Where the SDK's OTLP exporter for this signal sends, as it resolves the variables (for the start-up line)."""
+    if specific := env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
+        return f"{protocol} {specific}"
+    base = env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if protocol == "grpc":
+        return f"grpc {base or 'http://localhost:4317'}"
+    return f"{protocol} {(base or 'http://localhost:4318').removesuffix('/')}/v1/{signal}"
+
+
+class _ExportLogCapture(logging.Filter):
+    """Swallow the SDK exporters' per-batch log lines while an export runs on this thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    @contextmanager
+    def capturing(self) -> Iterator[list[str]]:
+        """Collect (instead of emitting) the exporter loggers' records on this thread."""
+        messages: list[str] = []
+        self._local.messages = messages
+        try:
+            yield messages
+        finally:
+            self._local.messages = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop and remember the record if this thread is inside an export."""
+        messages = getattr(self._local, "messages", None)
+        if messages is None or record.levelno >= logging.CRITICAL:
+            return True
+        messages.append(record.getMessage())
+        return False
+
+
+_capture = _ExportLogCapture()
+_capture_lock = threading.Lock()
+_capture_installed = False
+
+
+def _install_capture() -> None:
+    global _capture_installed
+    with _capture_lock:
+        if not _capture_installed:
+            for name in EXPORTER_LOGGERS:
+                logging.getLogger(name).addFilter(_capture)
+            _capture_installed = True
+
+
+class FailureReporter:
+    """One warning when exporting to a target starts failing and one when it recovers, never one per batch."""
+
+    def __init__(self, signal: str, target: str) -> None:
+        self.signal = signal
+        self.target = target
+        self._lock = threading.Lock()
+        self._failing = False
+        self._dropped = 0
+        _install_capture()
+
+    def run(self, export: Callable[[], bool], items: int) -> bool:
+        """Call export() (True on success) with the SDK's failure lines captured; never raises."""
+        with _capture.capturing() as messages:
+            try:
+                ok = export()
+            except Exception as exc:  # boundary: exporting must never break the export thread or a request
+                messages.append(f"{type(exc).__name__}: {exc}")
+                ok = False
+        with self._lock:
+            if ok:
+                if self._failing:
+                    logger.warning("%s export to %s recovered; %d item(s) were dropped", self.signal, self.target,
+                                   self._dropped)
+                self._failing, self._dropped = False, 0
+                return True
+            self._dropped += items
+            if not self._failing:
+                self._failing = True
+                reason = "; ".join(dict.fromkeys(messages)) or "exporter reported failure"
+                logger.warning("%s export to %s failing (%s); dropping data, not logging again until it recovers",
+                               self.signal, self.target, reason)
+        return False
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Capture the SDK's lines around shutdown or flush too."""
+        with _capture.capturing():
+            yield
+
+
+def stop_within(stop: Callable[[], object], timeout_seconds: float, what: str) -> bool:
+    """Run stop() on a daemon thread and wait at most timeout_seconds: a dead backend never holds an exit."""
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            stop()
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name=f"flowexec-{what}-stop", daemon=True).start()
+    if finished.wait(timeout_seconds):
+        return True
+    logger.warning("%s shutdown did not finish within %.1fs; remaining data dropped", what, timeout_seconds)
+    return False
