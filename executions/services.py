@@ -187,7 +187,8 @@ def _run_traced(execution: Execution, depth: int) -> RunResult:
     span_name = keys.EXECUTE_FLOW_SPAN.format(flow=execution.flow_name)
     with tracer.start_as_current_span(span_name, attributes=attributes, record_exception=False) as span:
         span_context = span.get_span_context()
-        if span_context.is_valid:
+        # Remote: tracing is off (OTEL_SDK_DISABLED) and the "span" is the caller's, not this execution's.
+        if span_context.is_valid and not span_context.is_remote:
             execution.trace_id = trace.format_trace_id(span_context.trace_id)
             execution.span_id = trace.format_span_id(span_context.span_id)
             Execution.objects.filter(pk=execution.pk).update(trace_id=execution.trace_id, span_id=execution.span_id)

@@ -23,6 +23,9 @@ WORKER_SERVICE_NAME = "flowexec-worker"
 
 app = Celery("flowexec", include=["executions.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Prefork children log through Django's LOGGING (trace ids on every line) straight to the worker's stderr.
+# Redirected into Celery's logger instead, their handler wrote into that proxy and every line was dropped.
+app.conf.worker_redirect_stdouts = False
 
 
 @signals.worker_process_init.connect(weak=False)
@@ -45,6 +48,10 @@ def _trace_worker_process(**_: Any) -> None:
 @signals.worker_process_shutdown.connect(weak=False)
 def _flush_worker_spans(**_: Any) -> None:
     """Export what this process still buffers before it exits (bounded, a dead backend never hangs it)."""
+    from tracing.log_export import shutdown_logs
+    from tracing.metrics import shutdown_metrics
     from tracing.provider import flush_and_shutdown
 
+    shutdown_metrics()
+    shutdown_logs()
     flush_and_shutdown()

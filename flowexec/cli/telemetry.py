@@ -84,21 +84,32 @@ class Tracing:
     """The CLI's tracer provider for one command; stop() flushes it within a bounded time."""
 
     enabled: bool
+    metrics: bool = False
 
     @classmethod
     def start(cls, settings: Settings) -> Tracing:
-        """Configure the provider and instrument urllib3."""
+        """Configure the provider (and a MeterProvider when OTEL_METRICS_EXPORTER asks) and instrument urllib3."""
+        from tracing import telemetry
         from tracing.provider import configure_tracing
 
         state = configure_tracing(cli_tracing_config(settings, os.environ))
+        metrics = telemetry.metrics_requested()
+        if metrics:
+            from tracing.metrics import configure_metrics
+
+            configure_metrics(settings.service_name)
         if state.enabled:
             from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
             URLLib3Instrumentor().instrument()
-        return cls(enabled=state.enabled)
+        return cls(enabled=state.enabled, metrics=metrics)
 
     def stop(self) -> None:
         """Flush and shut down, giving up after FLUSH_TIMEOUT_SECONDS (a dead backend must not hang us)."""
+        if self.metrics:
+            from tracing.metrics import shutdown_metrics
+
+            shutdown_metrics(timeout_seconds=FLUSH_TIMEOUT_SECONDS)
         if self.enabled:
             from tracing.provider import flush_and_shutdown
 

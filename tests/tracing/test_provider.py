@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.otlp_receiver import OtlpReceiver
+from tests.otlp_receiver import GrpcOtlpReceiver, OtlpReceiver
 from tests.tracing.test_exporters_wire import closed_port
 from tracing import exporters
 from tracing.config import LimitsConfig, OtlpConfig, ProcessDefaults, TracingConfig, tracing_config
@@ -286,3 +286,34 @@ def test_configure_tracing_runs_once_and_keeps_a_preinstalled_provider(mode, pro
     assert result["exporters"] == exporter_list
     if mode == "preinstalled":
         assert "keeping the TracerProvider already installed" in result["description"]
+
+
+def test_database_query_spans_start_only_inside_another_span(spans):
+    """FLOWEXEC_TRACE_DATABASE=1: a heartbeat or retention sweep's queries make no orphan one-span traces."""
+    from tracing.instrumentation import ChildSpansOnly
+
+    queries = ChildSpansOnly().get_tracer("opentelemetry.instrumentation.sqlite3")
+    with queries.start_as_current_span("SELECT sweep") as alone:
+        assert not alone.is_recording()
+    assert not queries.start_span("UPDATE sweep").is_recording()
+    with (
+        trace.get_tracer("test").start_as_current_span("execute_flow demo") as parent,
+        queries.start_as_current_span("SELECT step") as child,
+    ):
+        assert child.is_recording()
+    assert [(span.name, span.parent.span_id if span.parent else None) for span in spans.all()] == [
+        ("SELECT step", parent.get_span_context().span_id),
+        ("execute_flow demo", None),
+    ]
+
+
+def test_otlp_grpc_accepts_explicit_headers_as_data():
+    """gRPC metadata keys must be lower-case: a header given as "X-Tenant" used to fail every export."""
+    with GrpcOtlpReceiver() as receiver:
+        otlp = OtlpConfig(protocol="grpc", endpoint=receiver.base_url, headers={"X-Tenant": "t1"}, timeout=2)
+        state = build_provider(config("grpc-svc", exporters=("otlp",), otlp=otlp))
+        finished(state.provider, ["over-grpc"])
+        assert shutdown_provider(state.provider, timeout_seconds=5)
+        [span] = receiver.wait_for(lambda s: len(s) >= 1)
+    assert (span.name, span.service_name) == ("over-grpc", "grpc-svc")
+    assert [headers.get("x-tenant") for headers, _ in receiver.requests] == ["t1"]

@@ -26,7 +26,7 @@ def drop_group(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracing", "0002_span_received_at_sender_size"),
+        ("tracing", "0003_span_received_at_sender_size"),
         ("executions", "0001_initial"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),

@@ -16,7 +16,7 @@ def received_at_from_start(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tracing', '0001_initial'),
+        ('tracing', '0002_logline'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
