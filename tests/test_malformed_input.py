@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from executions.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.hardening]
 
 SEED = 20261125
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -15,6 +15,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 
 from tracing import telemetry
+from tracing.redaction import SecretsLogFilter
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import ReadableLogRecord
@@ -104,7 +105,10 @@ def log_handler(provider: LoggerProvider) -> logging.Handler:
     """A logging handler that hands records to provider, with the current span's context (trace and span ids)."""
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
-    return LoggingHandler(logger_provider=provider)
+    handler = LoggingHandler(logger_provider=provider)
+    # Exported records mask a running execution's secret values, like the console's lines.
+    handler.addFilter(SecretsLogFilter())
+    return handler
 
 
 def configure_logs(service_name: str) -> LogsState:

@@ -69,3 +69,10 @@ def test_dashboard_bars_link_to_the_matching_executions(client: Any, user: Any, 
     assert listed.context["cl"].result_list[0].status == "failed"
     succeeded = [unescape(href) for href in re.findall(r'<a href="([^"]+)" class="fd-link-succeeded"', section)]
     assert sum(client.get(href).context["cl"].result_count for href in succeeded) == 3
+
+
+def test_admin_index_links_to_the_dashboard(client: Any, user: Any) -> None:
+    client.force_login(user)
+    page = client.get("/admin/").content.decode()
+    assert 'href="/admin/dashboard/"' in page
+    assert "Flows and executions" in page, "the app list is still there"

@@ -29,7 +29,7 @@ def handler() -> Iterator[StoreLogHandler]:
 
 
 def test_lines_logged_during_an_execution_are_stored_with_its_trace_and_span(
-    handler: StoreLogHandler, make_flow: Any
+    handler: StoreLogHandler, make_flow: Any, spans: Any
 ) -> None:
     make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
     execution = services.execution_submit(flow="logged", inputs={})
@@ -41,7 +41,7 @@ def test_lines_logged_during_an_execution_are_stored_with_its_trace_and_span(
     assert not LogLine.objects.filter(message="no span here").exists()
 
 
-def test_secret_values_are_masked_and_the_queue_is_bounded(handler: StoreLogHandler) -> None:
+def test_secret_values_are_masked_and_the_queue_is_bounded(handler: StoreLogHandler, spans: Any) -> None:
     bounded = StoreLogHandler(start=False, max_queue=3)
     with trace.get_tracer("test").start_as_current_span("work"), masking({"hunter2"}):
         logging.getLogger("test").info("password is hunter2")
@@ -52,7 +52,9 @@ def test_secret_values_are_masked_and_the_queue_is_bounded(handler: StoreLogHand
     assert bounded.dropped == 2
 
 
-def test_execution_page_lists_the_lines_in_time_order_linked_to_their_spans(client: Any, user: Any, make_flow: Any):
+def test_execution_page_lists_the_lines_in_time_order_linked_to_their_spans(
+    client: Any, user: Any, make_flow: Any, spans: Any
+) -> None:
     make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
     execution = services.execution_submit(flow="logged", inputs={})
     now = datetime.now(tz=UTC)
