@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
 
+from executions import conf, runner
 from executions.engine.errors import FlowNotFound
 from executions.models import Execution, Flow
 
@@ -77,3 +79,15 @@ def traces_closed_to(*, trace_ids: Iterable[str], user: Any) -> set[str]:
     if user.is_authenticated:
         others = others.exclude(created_by=user)
     return set(others.values_list("trace_id", flat=True).distinct())
+
+
+def executions_orphaned(*, status: str, stale_after: float | None = None) -> list[tuple[Any, str]]:
+    """(id, runner) of executions in `status` owned by a runner that is not alive (runner.is_alive)."""
+    stale_after = conf.seconds("FLOWEXEC_STALE_AFTER") if stale_after is None else stale_after
+    now = timezone.now()
+    owned = Execution.objects.filter(status=status).exclude(runner="")
+    return [
+        (pk, owner)
+        for pk, owner, heartbeat in owned.values_list("pk", "runner", "heartbeat_at")
+        if not runner.is_alive(owner, heartbeat, now=now, stale_after=stale_after)
+    ]

@@ -11,6 +11,7 @@ from opentelemetry import baggage, context, trace
 from tracing import attributes as keys
 from tracing import conf
 from tracing.propagation import is_request_id, traceresponse_header
+from tracing.span_urls import redact_span_urls
 
 # Set by the contrib instrumentation from the raw header before we run (stable and old semantic conventions).
 _USER_AGENT_ATTRIBUTES = (keys.USER_AGENT, "http.user_agent")
@@ -35,6 +36,7 @@ class HeaderAttributesMiddleware:
         # For log records emitted after the span has ended (django.request's 4xx/5xx warnings).
         request.span_context = span_context if own else trace.INVALID_SPAN_CONTEXT
         if span.is_recording():
+            redact_span_urls(span)
             self.record_headers(request, span)
         # Every span under this one, and every call made from here, carries the chain's id (one rule).
         token = context.attach(baggage.set_baggage(keys.REQUEST_ID, request.request_id))

@@ -208,6 +208,8 @@ def test_database_spans_and_traced_log_lines(tmp_path: Path) -> None:
             service.stop()
     execute = next(s for s in spans if s.name == "execute_flow hello")
     assert any(s.parent_id == execute.span_id and "db.system" in s.attributes for s in spans)
+    # The start-up stale sweep and the runner's heartbeat query outside any span: no one-span traces.
+    assert not [s.name for s in spans if "db.system" in s.attributes and not s.parent_id]
     logged = [line for line in service.log().splitlines() if f"execution {body['id']} of hello" in line]
     assert len(logged) == 1
     assert f"trace_id={body['trace_id']} span_id={body['span_id']}" in logged[0]
