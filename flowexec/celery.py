@@ -45,6 +45,10 @@ def _trace_worker_process(**_: Any) -> None:
 @signals.worker_process_shutdown.connect(weak=False)
 def _flush_worker_spans(**_: Any) -> None:
     """Export what this process still buffers before it exits (bounded, a dead backend never hangs it)."""
+    from tracing.log_export import shutdown_logs
+    from tracing.metrics import shutdown_metrics
     from tracing.provider import flush_and_shutdown
 
+    shutdown_metrics()
+    shutdown_logs()
     flush_and_shutdown()

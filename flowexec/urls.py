@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from executions.dashboard import dashboard
 from executions.views import healthz
 
 urlpatterns = [
@@ -12,6 +13,7 @@ urlpatterns = [
     path("", include("tracing.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/dashboard/", dashboard, name="flowexec-dashboard"),
     path("admin/", admin.site.urls),
 ]
 

@@ -242,7 +242,7 @@ EXECUTION = {
     ("status", "body", "code", "fragment"),
     [
         (401, {"detail": "Invalid token."}, 3, "authentication refused"),
-        (403, {"detail": "You do not have permission."}, 3, "authentication refused"),
+        (403, {"detail": "You do not have permission."}, 3, "permission denied"),
         (
             400,
             {"detail": "invalid", "problems": ['input "n": expected integer', 'step "a": x']},
@@ -304,8 +304,8 @@ def test_otel_traces_exporter_none_exports_nothing(stub):
 
 
 def test_per_command_help_has_examples_and_global_options_apart():
-    for command in ("run", "watch", "list", "flows", "completion"):
-        result = run_cli(command, "--help")
+    for command in ("run", "watch", "get", "cancel", "list", "flows", "flows apply", "flows validate", "trace"):
+        result = run_cli(*command.split(), "--help")
         assert result.returncode == 0, result.stderr
         assert "examples:" in result.stdout, command
         assert "global options (before or after the command):" in result.stdout, command
@@ -375,14 +375,16 @@ def test_traceparent_tracestate_and_baggage_from_the_environment_continue_the_ca
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.endpoint,
             TRACEPARENT=f"00-{trace_id}-{parent_id}-01",
             TRACESTATE="ci=job42",
-            BAGGAGE="ci.pipeline=main",
+            BAGGAGE="ci.pipeline=main,request_id=ci-7",
         )
         result = run_cli("run", "hello", env=env)
         assert result.returncode == 0, result.stderr
         spans = collector.wait_for(lambda spans: any(s.name == "flowexec run" for s in spans), timeout=10)
     root = one(spans, name="flowexec run")
     assert (root.trace_id, root.parent_id) == (trace_id, parent_id)
+    assert root.attributes["request_id"] == "ci-7"  # the caller's request id, not a new one
     [(_, _, headers, _)] = service.api_requests()
+    assert headers["X-Request-ID"] == "ci-7"
     assert headers["traceparent"].startswith(f"00-{trace_id}-")
     assert headers["tracestate"] == "ci=job42"
     assert "ci.pipeline=main" in headers["baggage"] and "client=cli" in headers["baggage"]
@@ -570,7 +572,8 @@ def test_list_follows_next_pages_up_to_the_limit_with_every_filter(stub):
     paths = [path for _, path, *_ in service.api_requests()]
     assert len(paths) == 2
     first = dict(part.split("=", 1) for part in paths[0].split("?", 1)[1].split("&"))
-    assert first == {"status": "failed", "flow": "hello", "request_id": "rid-1", "trace_id": trace_id, "client": "cli"}
+    wanted = {"status": "failed", "flow": "hello", "request_id": "rid-1", "trace_id": trace_id, "client": "cli"}
+    assert first == {**wanted, "page_size": "5"}
     assert paths[1] == "/api/executions/?cursor=p2&status=failed"
     shown = [str(uuid.UUID(int=n)) for n in range(1, 6)]
     assert [line.split()[0] for line in result.stdout.splitlines()[1:6]] == shown

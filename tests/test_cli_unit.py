@@ -99,6 +99,13 @@ def test_request_ids_the_service_accepts_are_accepted():
         assert settings_for(["--request-id", request_id, "flows"], {}).request_id == request_id
 
 
+def test_the_callers_request_id_in_baggage_is_used_unless_one_is_given():
+    assert settings_for(["flows"], {"BAGGAGE": "a=1,request_id=ci-7"}).request_id == "ci-7"
+    assert settings_for(["--request-id", "mine", "flows"], {"BAGGAGE": "request_id=ci-7"}).request_id == "mine"
+    # Not an id the service accepts: ignored like any invalid carrier value, so a fresh UUID.
+    assert len(settings_for(["flows"], {"BAGGAGE": "request_id=has%20space"}).request_id) == 36
+
+
 def test_config_file_supplies_url_and_token_below_environment_and_options(tmp_path):
     path = tmp_path / "config"
     path.write_text('url = "http://from-file:1"\ntoken = "file-token"\n')

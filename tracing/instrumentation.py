@@ -13,6 +13,7 @@ import threading
 from tracing import conf, exporters
 from tracing.config import ProcessDefaults, TracingConfig, tracing_config
 from tracing.provider import TracingState, configure_tracing
+from tracing.redaction import active_mask, redact_url
 
 _lock = threading.Lock()
 _state: TracingState | None = None
@@ -40,18 +41,25 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
 
         exporters.register_exporter("store", store_exporter)
         _state = configure_tracing(django_process_config(service_name))
-        _configure_metrics_and_logs(service_name)
+        _configure_metrics_and_logs(service_name, store="store" in _state.exporters)
         _instrument_libraries(database=bool(conf.get("FLOWEXEC_TRACE_DATABASE")))
         return _state
 
 
-def _configure_metrics_and_logs(service_name: str) -> None:
-    """MeterProvider and log export on the traces' resource, before the instrumentations look for a meter."""
+def _configure_metrics_and_logs(service_name: str, *, store: bool) -> None:
+    """MeterProvider and log export on the traces' resource, before the instrumentations look for a meter.
+
+    With the embedded span store, the log lines logged inside a trace go to the store too.
+    """
     from tracing.log_export import configure_logs
     from tracing.metrics import configure_metrics
 
     configure_metrics(service_name)
     configure_logs(service_name)
+    if store:
+        from tracing.log_store import install_log_store
+
+        install_log_store()
 
 
 def _never_capture_secret_headers() -> None:
@@ -62,6 +70,11 @@ def _never_capture_secret_headers() -> None:
     os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
 
 
+def _client_url(url: str) -> str:
+    """A client span's URL: no userinfo, no sensitive query values, the running execution's secrets masked."""
+    return active_mask(redact_url(url))
+
+
 def _instrument_libraries(*, database: bool) -> None:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
@@ -69,7 +82,7 @@ def _instrument_libraries(*, database: bool) -> None:
 
     _never_capture_secret_headers()
     DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
-    URLLib3Instrumentor().instrument()
+    URLLib3Instrumentor().instrument(url_filter=_client_url)
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
     ThreadingInstrumentor().instrument()
     if database:

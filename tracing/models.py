@@ -54,3 +54,24 @@ class Span(models.Model):
     def duration_ms(self) -> float:
         """Duration in milliseconds."""
         return self.duration_ns / 1_000_000
+
+
+class LogLine(models.Model):
+    """A log record this service emitted inside a trace, kept for the execution page (tracing/log_store.py)."""
+
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    time = models.DateTimeField()
+    level = models.CharField(max_length=8)
+    logger = models.CharField(max_length=255)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["time", "id"]
+        indexes = [
+            models.Index(fields=["trace_id", "time"], name="tracing_logline_trace_idx"),
+            models.Index(fields=["time"], name="tracing_logline_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.logger}: {self.message[:60]}"

@@ -36,6 +36,11 @@ def sdk_disabled() -> bool:
     return env("OTEL_SDK_DISABLED").lower() == "true"
 
 
+def metrics_requested() -> bool:
+    """Whether OTEL_METRICS_EXPORTER names anything but none: short-lived processes skip the SDK import otherwise."""
+    return any(name.strip().lower() not in ("", "none") for name in env("OTEL_METRICS_EXPORTER").split(","))
+
+
 def exporter_names(variable: str, known: tuple[str, ...], default: str = "none") -> list[str]:
     """A comma-list exporter variable as known, de-duplicated names; unknown names warn and are skipped."""
     raw = env(variable) or default

@@ -107,9 +107,11 @@ class ApiClient:
         if 200 <= status < 300 or status in accept:
             return data
         detail = describe_error_body(data) or (raw[:200].decode("utf-8", "replace").strip() or f"HTTP {status}")
-        if status in (401, 403):
+        if status == 401 or (status == 403 and "Authorization" not in self._headers):
             hint = "" if "Authorization" in self._headers else "; set --token, FLOWEXEC_TOKEN or the config file"
             raise CliError(f"authentication refused by {self.base_url} ({status}): {detail}{hint}", EXIT_UNAVAILABLE)
+        if status == 403:
+            raise CliError(f"permission denied by {self.base_url} ({status}): {detail}", EXIT_UNAVAILABLE)
         if status == 404:
             raise CliError(f"not found: {detail}", EXIT_USAGE)
         if status >= 500:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 CANCEL_TIMEOUT_SECONDS = 5.0
 # Following a long run survives a service restart or a proxy's 502: this many failed polls in a row end it.
 POLL_ATTEMPTS = 5
+MAX_PAGE_SIZE = 200
 
 
 @dataclass
@@ -183,6 +184,7 @@ def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _created(execution: Mapping[str, Any]) -> datetime | None:
+    """When the execution was created (None if the API did not say)."""
     try:
         moment = datetime.fromisoformat(str(execution.get("created_at")).replace("Z", "+00:00"))
     except ValueError:
@@ -201,6 +203,8 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
         "since": args.since_time.isoformat() if args.since_time else None,
     }
     query = {key: value for key, value in filters.items() if value}
+    # One page holds the whole --limit where the API allows it (its cursor pages take up to 200).
+    query["page_size"] = str(min(args.limit, MAX_PAGE_SIZE))
     found, more = _collect(ctx.api.pages("/api/executions/", query), args.limit, args.since_time)
     ctx.show({"results": found, "more": more}, lambda: render.render_executions(found, more=more))
     return EXIT_OK
@@ -230,7 +234,7 @@ def cmd_flows(args: argparse.Namespace, ctx: Context) -> int:
     if args.flows_command == "apply":
         return flowfiles.apply(ctx.api, args.paths, out=ctx.out, err=ctx.err, as_json=ctx.settings.json)
     flows = [flow for page in ctx.api.pages("/api/flows/") for flow in _results(page)]
-    ctx.show(flows, lambda: render.render_flows(flows))
+    ctx.show({"results": flows}, lambda: render.render_flows(flows))
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowexec import __version__
+from flowexec.cli.carriers import environment_request_id
 from flowexec.cli.errors import EXIT_USAGE, CliError
 from tracing import attributes as attrs
 
@@ -102,7 +103,10 @@ def settings_from_args(
     return Settings(
         url=url,
         token=getattr(args, "token", None) or environ.get("FLOWEXEC_TOKEN") or config.get("token") or None,
-        request_id=check_request_id(getattr(args, "request_id", None) or str(uuid.uuid4())),
+        # --request-id, else the caller's (BAGGAGE request_id), else a new one: one id for the whole chain.
+        request_id=check_request_id(
+            getattr(args, "request_id", None) or environment_request_id(environ) or str(uuid.uuid4())
+        ),
         timeout=timeout,
         json=getattr(args, "json", False),
         verbose=getattr(args, "verbose", False),

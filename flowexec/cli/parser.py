@@ -182,13 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flows_sub = flows.add_subparsers(dest="flows_command", metavar="ACTION", parser_class=_Parser)
     flows_sub.add_parser("list", help="list the stored flows", description="list the stored flows", parents=[common])
-    for action, text in (
-        ("apply", "store definitions on the service: new flows, or a new version of a changed one"),
-        ("validate", "check definitions locally and print every problem (exit 2 if any); sends nothing"),
+    for action, text, examples in (
+        (
+            "apply",
+            "store definitions on the service: new flows, or a new version of a changed one",
+            "  flowexec flows apply examples/flows            # every .json/.yaml/.yml file of the folder\n"
+            "  flowexec flows apply greet.json report.yaml\n"
+            "Prints created/unchanged per file; every problem as FILE: PROBLEM on stderr, then exit 2.",
+        ),
+        (
+            "validate",
+            "check definitions locally and print every problem (exit 2 if any); sends nothing",
+            "  flowexec flows validate my-flow.yaml\n"
+            "  flowexec flows validate examples/flows\n"
+            "python step functions are the service's setting: any name passes here, apply checks it.",
+        ),
     ):
-        flows_sub.add_parser(action, help=text, description=text, parents=[common]).add_argument(
-            "paths", nargs="+", metavar="FILE", help="JSON or YAML file, or a folder of them"
-        )
+        flows_sub.add_parser(
+            action,
+            help=text,
+            description=text,
+            epilog=f"examples:\n{examples}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+        ).add_argument("paths", nargs="+", metavar="FILE", help="JSON or YAML file, or a folder of them")
 
     add(
         "trace",

@@ -113,10 +113,9 @@ def render_executions(executions: Sequence[Mapping[str, Any]], *, more: bool) ->
     return table + (f"\n(first {len(rows)}; more match: raise --limit or add filters)" if more else "")
 
 
-def render_flows(page: Any) -> str:
+def render_flows(flows: Sequence[Mapping[str, Any]]) -> str:
     """Table of flows."""
-    items = page.get("results", page) if isinstance(page, Mapping) else page
-    rows = [(str(f.get("name")), str(f.get("version")), str(f.get("description") or "")) for f in items]
+    rows = [(str(f.get("name")), str(f.get("version")), str(f.get("description") or "")) for f in flows]
     return _table(("NAME", "VERSION", "DESCRIPTION"), rows) if rows else "no flows"
 
 

@@ -1,10 +1,11 @@
-"""The CLI's tracing: provider set-up, where the API token may go, the root span, context from the environment.
+"""The CLI's tracing: provider set-up, where the API token may go, the root span (continuing the environment's).
 
 The one module of the CLI that knows tracing/provider.py; everything else uses the OpenTelemetry API.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,22 +14,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flowexec import __version__
+from flowexec.cli.carriers import environment_context
 from flowexec.cli.config import Settings
 from tracing import attributes as attrs
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
     from tracing.config import OtlpConfig, TracingConfig
+
+logger = logging.getLogger("flowexec.cli")
 
 # Upper bound on the final span flush: a dead trace backend may cost at most this long.
 FLUSH_TIMEOUT_SECONDS = 1.5
 # The CLI's OTLP export budget unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says otherwise: below the SDK's
 # first retry backoff (1 s +-20%), so a refused connection fails at once and a silent backend within 0.75 s.
 OTLP_TIMEOUT_SECONDS = 0.75
-# OpenTelemetry "Environment Variables as Context Propagation Carriers": the variable for each header.
-ENVIRONMENT_CARRIERS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -72,6 +73,9 @@ def cli_tracing_config(settings: Settings, environ: Mapping[str, str]) -> Tracin
     if settings.token and not config.otlp.headers and token_allowed(config.otlp, settings.url):
         headers = {"Authorization": f"Token {settings.token}"}
         config = replace(config, otlp=replace(config.otlp, headers=headers))
+    elif settings.token and "otlp" in config.exporters:
+        own = f"{settings.url}/v1/traces"
+        logger.info("OTLP export to %s goes without the API token (not %s)", config.otlp.endpoint, own)
     return config
 
 
@@ -80,36 +84,36 @@ class Tracing:
     """The CLI's tracer provider for one command; stop() flushes it within a bounded time."""
 
     enabled: bool
+    metrics: bool = False
 
     @classmethod
     def start(cls, settings: Settings) -> Tracing:
-        """Configure the provider and instrument urllib3."""
+        """Configure the provider (and a MeterProvider when OTEL_METRICS_EXPORTER asks) and instrument urllib3."""
+        from tracing import telemetry
         from tracing.provider import configure_tracing
 
         state = configure_tracing(cli_tracing_config(settings, os.environ))
+        metrics = telemetry.metrics_requested()
+        if metrics:
+            from tracing.metrics import configure_metrics
+
+            configure_metrics(settings.service_name)
         if state.enabled:
             from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
             URLLib3Instrumentor().instrument()
-        return cls(enabled=state.enabled)
+        return cls(enabled=state.enabled, metrics=metrics)
 
     def stop(self) -> None:
         """Flush and shut down, giving up after FLUSH_TIMEOUT_SECONDS (a dead backend must not hang us)."""
+        if self.metrics:
+            from tracing.metrics import shutdown_metrics
+
+            shutdown_metrics(timeout_seconds=FLUSH_TIMEOUT_SECONDS)
         if self.enabled:
             from tracing.provider import flush_and_shutdown
 
             flush_and_shutdown(timeout_seconds=FLUSH_TIMEOUT_SECONDS)
-
-
-def environment_context(environ: Mapping[str, str]) -> Context:
-    """The trace context and baggage a parent (a CI job, a script) put in TRACEPARENT/TRACESTATE/BAGGAGE.
-
-    Extracted by the configured propagators, so invalid values are ignored exactly like invalid headers.
-    """
-    from opentelemetry import propagate
-
-    carrier = {header: environ[name] for header, name in ENVIRONMENT_CARRIERS.items() if environ.get(name)}
-    return propagate.extract(carrier)
 
 
 @contextmanager

@@ -87,3 +87,10 @@ def test_runflow_usage_errors_exit_2_before_running(argv: list[str], fragment: s
         call_command("runflow", "hello", *argv)
     assert raised.value.returncode == 2
     assert not Execution.objects.exists()
+
+
+def test_runflow_takes_the_callers_request_id_from_baggage(monkeypatch: pytest.MonkeyPatch) -> None:
+    call_command("loadflows", str(EXAMPLES))
+    monkeypatch.setenv("BAGGAGE", "ci.pipeline=main,request_id=ci-7")
+    call_command("runflow", "hello")
+    assert Execution.objects.get().request_id == "ci-7"

@@ -70,7 +70,7 @@ def test_remote_runflow_propagates_the_trace_to_the_service(tmp_path: Path) -> N
         service = start_service(tmp_path, env=exporting)
         try:
             result = runflow("hello", "--remote", service.url, "--token", service.token, "--json",
-                             env=base_env(**exporting))
+                             "--input", "name=42", env=base_env(**exporting))
             assert result.returncode == 0, result.stderr
             body = json.loads(result.stdout)
             spans = receiver.wait_for(lambda spans: "step shout" in by_name(spans, body["trace_id"])
@@ -86,3 +86,4 @@ def test_remote_runflow_propagates_the_trace_to_the_service(tmp_path: Path) -> N
     assert server.attributes["user_agent.original"].startswith("flowexec-manage/")
     assert tree["execute_flow hello"].parent_id == server.span_id
     assert body["client"] == "manage"
+    assert body["inputs"] == {"name": "42"}  # the same value in-process runflow and flowexec run send

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +62,35 @@ def test_service_exports_flow_metrics_and_trace_correlated_logs(service: LiveSer
     assert any(m.name.startswith("http.server.") for m in receiver.metrics)
 
     receiver.wait_for(lambda r: trace_ids <= {log.trace_id for log in r.logs}, timeout=20)
+
+
+def test_cli_exports_its_http_client_metrics_when_asked(live_service: LiveService, receiver: SignalReceiver) -> None:
+    env = live_service.client_env(
+        OTEL_METRICS_EXPORTER="otlp", OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=f"{receiver.base_url}/v1/metrics"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "flowexec.cli", "run", "hello"], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    receiver.wait_for(lambda r: any(m.name.startswith("http.client.") for m in r.metrics), timeout=10)
+    client = next(m for m in receiver.metrics if m.name.startswith("http.client."))
+    assert client.resource["service.name"] == "flowexec-cli"
+
+
+def test_service_keeps_the_log_lines_of_an_execution_in_the_store(live_service: LiveService) -> None:
+    import sqlite3
+
+    from tests.live import wait_until
+
+    if not live_service.database_url.startswith("sqlite:///"):
+        pytest.skip("reads the service's SQLite file directly")
+    response = live_service.request("POST", "/api/executions/", json={"flow": "hello", "inputs": {}})
+    execution = json.loads(response.data)
+    database = sqlite3.connect(live_service.database_url.removeprefix("sqlite:///"))
+
+    def stored() -> list[tuple[str, str]]:
+        query = "select span_id, message from tracing_logline where trace_id = ?"
+        return database.execute(query, (execution["trace_id"],)).fetchall()
+
+    lines = wait_until(lambda: [row for row in stored() if execution["id"] in row[1]], timeout=10, message="log line")
+    assert lines[0][0] == execution["span_id"]

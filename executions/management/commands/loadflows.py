@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from executions import services
 from executions.engine.errors import FlowValidationError
-
-SUFFIXES = {".json", ".yaml", ".yml"}
+from flowexec.cli.errors import CliError
+from flowexec.cli.flowfiles import definition_files
 
 
 class Command(BaseCommand):
@@ -20,9 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
 
     def handle(self, *args: Any, paths: list[Path], **options: Any) -> None:
-        files = sorted(file for path in paths for file in _definition_files(path))
-        if not files:
-            raise CommandError("no .json, .yaml or .yml files found", returncode=2)
+        try:
+            # The same files `flowexec flows apply` would send: one rule for which files are definitions.
+            files = definition_files([str(path) for path in paths])
+        except CliError as exc:
+            raise CommandError(exc.message, returncode=2) from exc
         problems: list[str] = []
         for file in files:
             try:
@@ -34,11 +36,3 @@ class Command(BaseCommand):
             self.stdout.write(f"{state:9} {flow.name} v{flow.version}  ({file})")
         if problems:
             raise CommandError("\n".join(problems), returncode=2)
-
-
-def _definition_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return [file for file in path.iterdir() if file.suffix in SUFFIXES]
-    if not path.exists():
-        raise CommandError(f"{path}: no such file or directory", returncode=2)
-    return [path]

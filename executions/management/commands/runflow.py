@@ -16,9 +16,9 @@ from executions import selectors, services
 from executions.engine.errors import FlowNotFound, FlowValidationError
 from executions.models import Execution
 from executions.serializers import ExecutionOutput
+from flowexec.cli.carriers import environment_context, environment_request_id
 from flowexec.cli.inputs import InputSyntaxError, parse_pairs
 from flowexec.cli.main import main as cli_main
-from flowexec.cli.telemetry import environment_context
 from tracing import attributes as keys
 
 SERVICE_NAME = "flowexec-manage"
@@ -61,7 +61,7 @@ class Command(BaseCommand):
 
     def _run_here(self, flow: str, inputs: dict[str, Any], request_id: str) -> Execution:
         tracer = trace.get_tracer(keys.TRACER_NAME)
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or environment_request_id(os.environ) or str(uuid.uuid4())
         # A parent process's trace (TRACEPARENT/TRACESTATE/BAGGAGE) continues here, as in the flowexec CLI.
         ctx = baggage.set_baggage(keys.REQUEST_ID, request_id, environment_context(os.environ))
         ctx = baggage.set_baggage(keys.CLIENT, Execution.Client.MANAGE, ctx)

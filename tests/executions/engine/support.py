@@ -43,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
             "/redirect-out": (302, {"Location": "http://evil.example/steal"}, ""),
             "/loop": (302, {"Location": "/loop"}, ""),
         }
-        self.reply(*routes.get(self.path, (500, {}, "unexpected path")))
+        self.reply(*routes.get(self.path.partition("?")[0], (500, {}, "unexpected path")))
 
     def reply(self, status: int, headers: dict[str, str], text: str) -> None:
         """Send a whole response."""

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from opentelemetry.trace import SpanKind
 
 from executions import engine
 from executions.engine import http
-from tests.executions.engine.support import WAIT, Handler, LocalServer, run_step
+from tests.executions.engine.support import ALLOW_LOCAL, WAIT, Handler, LocalServer, run_step
 
 CREDENTIALS = {
     "Authorization": "Bearer a",
@@ -303,3 +304,21 @@ def test_timeout_stops_the_read_and_closes_the_connection(server: LocalServer) -
     assert result.error == 'step "get": timed out after 0.3s'
     assert server.disconnected.wait(WAIT)  # the server saw the connection go away: the work stopped
     assert time.monotonic() - began < 2.0
+
+
+def test_client_spans_show_no_userinfo_sensitive_query_values_or_secret_inputs(server: LocalServer, spans: Any) -> None:
+    secret = "s3cr3t-Pa55"
+    document = {
+        "name": "leak",
+        "inputs": {"api_key": {"type": "string"}},
+        "steps": [get(f"http://bob:pw99@127.0.0.1:{server.server_port}/text?key=${{inputs.api_key}}&token=t0k3n")],
+    }
+    definition = engine.parse(document, config=ALLOW_LOCAL)
+    result = engine.run(definition, {"api_key": secret}, config=ALLOW_LOCAL)
+    assert result.status == "succeeded", result.error
+    assert server.requests[0][1] == f"/text?key={secret}&token=t0k3n"  # the server got the real values
+    client = [span for span in spans.all() if span.kind is SpanKind.CLIENT]
+    assert len(client) == 1
+    shown = repr([dict(span.attributes) for span in spans.all()])
+    assert secret not in shown and "pw99" not in shown and "t0k3n" not in shown
+    assert client[0].attributes["url.full"].endswith("/text?key=[REDACTED]&token=REDACTED")
