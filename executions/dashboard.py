@@ -167,3 +167,5 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 # Staff only, through the admin's own login and permission check.
 dashboard = admin.site.admin_view(dashboard_view)
+# The admin index links here (django.contrib.admin's own templates come first in the app order).
+admin.site.index_template = "admin/flowexec_index.html"

@@ -142,12 +142,21 @@ class LiveService:
 
 
 def start_service(
-    directory: Path, *, env: dict[str, str] | None = None, server: str = "runserver", workers: int = 2
+    directory: Path,
+    *,
+    env: dict[str, str] | None = None,
+    server: str = "runserver",
+    workers: int = 2,
+    database_url: str | None = None,
+    launcher: bool = False,
 ) -> LiveService:
-    """Start the service on a free port and wait until /healthz answers."""
+    """Start the service on a free port and wait until /healthz answers.
+
+    On `database_url`, or a fresh database; under opentelemetry-instrument if `launcher`.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    database_url = _database_for(directory)
+    database_url = database_url or _database_for(directory)
     port = free_port()
     server_env = base_env(DATABASE_URL=database_url, **(env or {}))
     if server == "gunicorn":
@@ -156,6 +165,8 @@ def start_service(
         server_env.update(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(workers))
     else:
         command = [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"]
+    if launcher:
+        command = [str(Path(sys.executable).parent / "opentelemetry-instrument"), *command]
     log_path = directory / f"{server}-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
 
 from tracing import conf, exporters
 from tracing.config import ProcessDefaults, TracingConfig, tracing_config
 from tracing.provider import TracingState, configure_tracing
 from tracing.redaction import active_mask, redact_url
 
-_lock = threading.Lock()
-_state: TracingState | None = None
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 # Paths never traced: health probes would flood the store and say nothing, and tracing the OTLP
 # receiver would make every export produce more spans to export.
 EXCLUDED_URLS = "healthz,static/,v1/traces"
+
+_lock = threading.Lock()
+_state: TracingState | None = None
 
 
 def django_process_config(service_name: str) -> TracingConfig:
@@ -37,6 +46,7 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
     with _lock:
         if _state is not None:
             return _state
+        # Lazy: the store exporter imports the span model, which needs Django set up.
         from tracing.store.exporter import store_exporter
 
         exporters.register_exporter("store", store_exporter)
@@ -51,12 +61,14 @@ def _configure_metrics_and_logs(service_name: str, *, store: bool) -> None:
 
     With the embedded span store, the log lines logged inside a trace go to the store too.
     """
+    # Lazy: the metrics and logs SDK parts load only when this process configures them.
     from tracing.log_export import configure_logs
     from tracing.metrics import configure_metrics
 
     configure_metrics(service_name)
     configure_logs(service_name)
     if store:
+        # Lazy: the log store imports the log model, which needs Django set up.
         from tracing.log_store import install_log_store
 
         install_log_store()
@@ -70,9 +82,23 @@ def _never_capture_secret_headers() -> None:
     os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
 
 
+def _guard_paths_before_the_django_middleware() -> None:
+    from django.conf import settings
+
+    guard = "tracing.safe_paths.LatinPathGuardMiddleware"
+    if guard not in settings.MIDDLEWARE:
+        settings.MIDDLEWARE.insert(0, guard)
+
+
 def _client_url(url: str) -> str:
     """A client span's URL: no userinfo, no sensitive query values, the running execution's secrets masked."""
     return active_mask(redact_url(url))
+
+
+def _instrument(instrumentor: BaseInstrumentor, **options: Any) -> None:
+    """Instrument unless already done (by opentelemetry-instrument, or an earlier call): no warning twice."""
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(**options)
 
 
 def _instrument_libraries(*, database: bool) -> None:
@@ -81,14 +107,46 @@ def _instrument_libraries(*, database: bool) -> None:
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
     _never_capture_secret_headers()
-    DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
-    URLLib3Instrumentor().instrument(url_filter=_client_url)
+    _instrument(DjangoInstrumentor(), excluded_urls=EXCLUDED_URLS)
+    _guard_paths_before_the_django_middleware()
+    _instrument(URLLib3Instrumentor(), url_filter=_client_url)
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
-    ThreadingInstrumentor().instrument()
+    _instrument(ThreadingInstrumentor())
     if database:
         _instrument_database()
     if _broker_configured():
         _instrument_celery()
+
+
+class ChildSpansOnly(trace.TracerProvider):
+    """Tracers that start a span only inside another one (query spans belong to a request, task or execution).
+
+    A heartbeat or retention sweep queries outside any span; traced as is, each query would be a one-span trace.
+    """
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        """The global provider's tracer, wrapped."""
+        return _ChildSpanTracer(trace.get_tracer_provider().get_tracer(*args, **kwargs))
+
+
+class _ChildSpanTracer(trace.Tracer):
+    def __init__(self, inner: trace.Tracer) -> None:
+        self._inner = inner
+
+    def start_span(self, name: str, context: Context | None = None, *args: Any, **kwargs: Any) -> trace.Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self._inner.start_span(name, context, *args, **kwargs)
+
+    @contextmanager
+    def start_as_current_span(
+        self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            yield trace.INVALID_SPAN
+            return
+        with self._inner.start_as_current_span(name, context, *args, **kwargs) as span:
+            yield span
 
 
 def _instrument_database() -> None:
@@ -98,11 +156,11 @@ def _instrument_database() -> None:
     if vendor == "sqlite":
         from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
-        SQLite3Instrumentor().instrument()
+        _instrument(SQLite3Instrumentor(), tracer_provider=ChildSpansOnly())
     elif vendor == "postgresql":
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
-        PsycopgInstrumentor().instrument(enable_commenter=False)
+        _instrument(PsycopgInstrumentor(), tracer_provider=ChildSpansOnly(), enable_commenter=False)
 
 
 def _broker_configured() -> bool:
@@ -115,6 +173,4 @@ def _instrument_celery() -> None:
     """Publish spans in the service, run spans in workers; the trace context travels in the task headers."""
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-    instrumentor = CeleryInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
+    _instrument(CeleryInstrumentor())

@@ -15,6 +15,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 
 from tracing import telemetry
+from tracing.redaction import SecretsLogFilter
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import ReadableLogRecord
@@ -104,7 +105,10 @@ def log_handler(provider: LoggerProvider) -> logging.Handler:
     """A logging handler that hands records to provider, with the current span's context (trace and span ids)."""
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
-    return LoggingHandler(logger_provider=provider)
+    handler = LoggingHandler(logger_provider=provider)
+    # Exported records mask a running execution's secret values, like the console's lines.
+    handler.addFilter(SecretsLogFilter())
+    return handler
 
 
 def configure_logs(service_name: str) -> LogsState:
@@ -113,6 +117,7 @@ def configure_logs(service_name: str) -> LogsState:
     with _lock:
         if _state is not None:
             return _state
+        # Lazy: tracing.metrics pulls in the metrics SDK, needed here only once logs are configured.
         from tracing.metrics import shared_resource
         if telemetry.sdk_disabled():
             state = LogsState(False, None, None, (), "log export disabled (OTEL_SDK_DISABLED=true)")

@@ -13,6 +13,9 @@ class TraceIdsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Annotate the record and let it through."""
         span_context = trace.get_current_span().get_span_context()
+        if not span_context.is_valid:
+            # django.request logs 4xx/5xx after the server span has ended; the middleware kept its context.
+            span_context = getattr(getattr(record, "request", None), "span_context", trace.INVALID_SPAN_CONTEXT)
         if span_context.is_valid:
             record.otelTraceID = trace.format_trace_id(span_context.trace_id)
             record.otelSpanID = trace.format_span_id(span_context.span_id)

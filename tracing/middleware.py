@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from opentelemetry import trace
+from opentelemetry import baggage, context, trace
 
 from tracing import attributes as keys
 from tracing import conf
-from tracing.propagation import traceresponse_header
+from tracing.propagation import is_request_id, traceresponse_header
+from tracing.span_urls import redact_span_urls
 
-# A request id we accept from a caller: printable, no separators that could split logs, bounded.
-_REQUEST_ID = re.compile(rf"^{keys.REQUEST_ID_PATTERN}$")
+# Set by the contrib instrumentation from the raw header before we run (stable and old semantic conventions).
+_USER_AGENT_ATTRIBUTES = (keys.USER_AGENT, "http.user_agent")
 
 
 class HeaderAttributesMiddleware:
-    """Copy configured request headers onto the current server span; give every request an id.
+    """Copy configured request headers onto the current server span; give every request chain one id.
 
     Placed after the OpenTelemetry Django middleware, so the current span is the server span.
     Never fails a request: a malformed header is ignored or replaced, never raised on.
@@ -30,24 +30,46 @@ class HeaderAttributesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.request_id = self.request_id(request)
         span = trace.get_current_span()
-        if span.is_recording():
-            self.record_headers(request, span)
-        response = self.get_response(request)
-        response[keys.REQUEST_ID_HEADER] = request.request_id
         span_context = span.get_span_context()
-        if span_context.is_valid:
+        # Ours only if this process started it: with OTEL_SDK_DISABLED the "current span" is the caller's.
+        own = span_context.is_valid and not span_context.is_remote
+        # For log records emitted after the span has ended (django.request's 4xx/5xx warnings).
+        request.span_context = span_context if own else trace.INVALID_SPAN_CONTEXT
+        if span.is_recording():
+            redact_span_urls(span)
+            self.record_headers(request, span)
+        # Every span under this one, and every call made from here, carries the chain's id (one rule).
+        token = context.attach(baggage.set_baggage(keys.REQUEST_ID, request.request_id))
+        try:
+            response = self.get_response(request)
+        finally:
+            context.detach(token)
+        response[keys.REQUEST_ID_HEADER] = request.request_id
+        if own:
             response["traceresponse"] = traceresponse_header(span_context)
         return response
 
     @staticmethod
     def request_id(request: HttpRequest) -> str:
-        """The caller's X-Request-ID when it is well-formed, else a new UUID."""
+        """The caller's id: a well-formed X-Request-ID, else baggage request_id, else a new UUID."""
         given = request.headers.get(keys.REQUEST_ID_HEADER, "").strip()
-        return given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+        if is_request_id(given):
+            return given
+        from_baggage = baggage.get_baggage(keys.REQUEST_ID)
+        if isinstance(from_baggage, str) and is_request_id(from_baggage):
+            return from_baggage
+        return str(uuid.uuid4())
 
     @staticmethod
     def record_headers(request: HttpRequest, span: trace.Span) -> None:
         limit = int(conf.get("FLOWEXEC_HEADER_VALUE_LIMIT"))
+        span.set_attribute(keys.REQUEST_ID, request.request_id)
+        recorded = getattr(span, "attributes", None) or {}
+        if user_agent := request.headers.get("User-Agent", ""):
+            # The instrumentation records the raw header; cap it like every header value.
+            for attribute in _USER_AGENT_ATTRIBUTES:
+                if attribute in recorded:
+                    span.set_attribute(attribute, user_agent[:limit])
         for header, attribute in conf.get("FLOWEXEC_HEADER_ATTRIBUTES").items():
             if header.lower() in conf.NEVER_RECORDED_HEADERS:
                 continue

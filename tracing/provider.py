@@ -30,6 +30,7 @@ from opentelemetry.sdk.version import __version__ as sdk_version
 
 from tracing import exporters
 from tracing.config import OTEL_SEMCONV_STABILITY_OPT_IN, TracingConfig
+from tracing.span_urls import UrlRedactingProcessor
 
 logger = logging.getLogger("flowexec.tracing")
 
@@ -129,6 +130,8 @@ def build_provider(config: TracingConfig) -> TracingState:
         # The SDK's own atexit shutdown is unbounded with a dead backend; flush_and_shutdown bounds it.
         shutdown_on_exit=False,
     )
+    # First: no later processor or exporter sees a URL before it is redacted.
+    provider.add_span_processor(UrlRedactingProcessor())
     provider.add_span_processor(baggage_processor(config))
     specs = [spec for name in config.exporters if (spec := exporters.build_exporter(name, config)) is not None]
     for spec in specs:
@@ -149,6 +152,7 @@ def build_propagator(config: TracingConfig) -> tuple[TextMapPropagator, tuple[st
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.util._importlib_metadata import entry_points
 
+    # Lazy: like the SDK's own propagators, loaded only when propagation is configured.
     from tracing.propagation import RequestIdPropagator, W3CTraceContextPropagator
 
     if "none" in config.propagators:
@@ -189,6 +193,7 @@ def _opt_into_semantic_conventions(config: TracingConfig) -> None:
 
 def _adopt(provider: TracerProvider, config: TracingConfig) -> TracingState:
     """Keep a provider someone else installed (opentelemetry-instrument's), adding what the contract needs."""
+    provider.add_span_processor(UrlRedactingProcessor())
     provider.add_span_processor(baggage_processor(config))
     service = provider.resource.attributes.get(SERVICE_NAME)
     return TracingState(

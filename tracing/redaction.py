@@ -24,8 +24,9 @@ from opentelemetry.trace import Span
 REDACTED = "[REDACTED]"
 REDACT_KEYS_ENV = "FLOWEXEC_REDACT_KEYS"
 URL_REDACTED = "REDACTED"
-# Query parameters the OTel HTTP semantic conventions redact by default, beside the redaction keys.
-URL_SENSITIVE_PARAMS = frozenset({"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"})
+# Query parameters whose values URLs never show, beside the redaction keys: the OTel HTTP semantic
+# conventions' defaults, plus `signature` (issue 9).
+URL_SENSITIVE_PARAMS = frozenset({"AWSAccessKeyId", "Signature", "signature", "sig", "X-Goog-Signature"})
 DEFAULT_KEYS = frozenset(
     {
         "password",

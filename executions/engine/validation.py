@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tracing.redaction import is_sensitive
+from tracing.redaction import REDACTED, is_sensitive
 
 from .definition import EngineConfig, FlowDefinition, InputSpec, StepSpec
 from .errors import FlowValidationError
@@ -273,7 +273,8 @@ def bind_inputs(definition: FlowDefinition, inputs: Mapping[str, Any]) -> dict[s
             continue
         value = _coerce(spec.type, inputs[name])
         if value is None and (inputs[name] is not None or spec.required):
-            got = json.dumps(inputs[name], default=str)
+            # A secret's value must not come back in an error message (API responses, logs).
+            got = REDACTED if spec.secret else json.dumps(inputs[name], default=str)
             problems.append(f'input "{name}": expected {spec.type}, got {got}')
         else:
             bound[name] = value

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from executions import services, stats
+from executions import stats, submission
 from executions.models import Execution
 from tests.tracing.test_metrics import FLOW_X
 
@@ -21,8 +21,10 @@ def run_known_set(make_flow: Any) -> list[Execution]:
     """3 succeeded and 1 failed execution of flow-x, plus one of another flow."""
     make_flow(**FLOW_X)
     make_flow(name="other", steps=[{"name": "hello", "type": "template", "template": "hi"}])
-    executions = [services.execution_submit(flow="flow-x", inputs={"text": t}) for t in ("1", "[2]", '"3"', "no")]
-    services.execution_submit(flow="other", inputs={})
+    executions = [
+        submission.execution_submit(flow="flow-x", inputs={"text": t}, inline=True) for t in ("1", "[2]", '"3"', "no")
+    ]
+    submission.execution_submit(flow="other", inputs={}, inline=True)
     return executions
 
 
@@ -69,3 +71,10 @@ def test_dashboard_bars_link_to_the_matching_executions(client: Any, user: Any, 
     assert listed.context["cl"].result_list[0].status == "failed"
     succeeded = [unescape(href) for href in re.findall(r'<a href="([^"]+)" class="fd-link-succeeded"', section)]
     assert sum(client.get(href).context["cl"].result_count for href in succeeded) == 3
+
+
+def test_admin_index_links_to_the_dashboard(client: Any, user: Any) -> None:
+    client.force_login(user)
+    page = client.get("/admin/").content.decode()
+    assert 'href="/admin/dashboard/"' in page
+    assert "Flows and executions" in page, "the app list is still there"

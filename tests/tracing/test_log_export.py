@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from executions import services
+from executions import submission
 from tests.otlp_signals import SignalReceiver
 from tracing.log_export import log_handler, logger_provider_for
 from tracing.metrics import shared_resource
@@ -22,7 +22,7 @@ def receiver() -> Iterator[SignalReceiver]:
 
 @pytest.mark.django_db(transaction=True)
 def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
-    make_flow: Any, receiver: SignalReceiver, monkeypatch: pytest.MonkeyPatch
+    make_flow: Any, receiver: SignalReceiver, monkeypatch: pytest.MonkeyPatch, spans: Any
 ) -> None:
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"{receiver.base_url}/v1/logs")
@@ -33,7 +33,7 @@ def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
     services_logger.addHandler(handler)
     try:
         make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
-        execution = services.execution_submit(flow="logged", inputs={})
+        execution = submission.execution_submit(flow="logged", inputs={}, inline=True)
     finally:
         services_logger.removeHandler(handler)
     assert provider.force_flush(5000)
@@ -48,3 +48,29 @@ def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
 def test_no_logs_exporter_means_no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_LOGS_EXPORTER", raising=False)
     assert logger_provider_for(shared_resource("flowexec-service")) == (None, ())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dead_logs_backend_warns_once_and_never_feeds_on_itself(
+    make_flow: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.live import free_port
+
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"http://127.0.0.1:{free_port()}/v1/logs")
+    provider, _ = logger_provider_for(shared_resource("flowexec-service"))
+    root = logging.getLogger()
+    handler = log_handler(provider)
+    root.addHandler(handler)
+    caplog.set_level(logging.INFO)
+    try:
+        make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
+        for _ in range(3):
+            assert submission.execution_submit(flow="logged", inputs={}, inline=True).status == "succeeded"
+            provider.force_flush(5000)
+    finally:
+        root.removeHandler(handler)
+        provider.shutdown()
+    failing = [r for r in caplog.records if "log export to" in r.getMessage()]
+    assert len(failing) == 1 and "failing" in failing[0].getMessage()
+    assert not [r for r in caplog.records if r.name.startswith("opentelemetry") and r.levelno >= logging.WARNING]

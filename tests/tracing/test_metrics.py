@@ -11,7 +11,7 @@ import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
 from executions import metrics as flow_metrics
-from executions import services
+from executions import submission
 from executions.models import Execution
 from tests.otlp_signals import SignalReceiver
 from tracing.metrics import MetricsState, meter_provider_for
@@ -51,14 +51,14 @@ def _run_known_set(make_flow: Any) -> list[Execution]:
     """3 succeeded and 1 failed execution of flow-x."""
     make_flow(**FLOW_X)
     texts = ['{"a": 1}', "[1, 2]", "3", "not json"]
-    executions = [services.execution_submit(flow="flow-x", inputs={"text": text}) for text in texts]
+    executions = [submission.execution_submit(flow="flow-x", inputs={"text": text}, inline=True) for text in texts]
     assert [e.status for e in executions] == ["succeeded"] * 3 + ["failed"]
     return executions
 
 
 @pytest.mark.django_db(transaction=True)
 def test_flow_metrics_arrive_over_otlp_with_names_units_attributes_and_values(
-    make_flow: Any, receiver: SignalReceiver, use_metrics: Any, monkeypatch: pytest.MonkeyPatch
+    make_flow: Any, receiver: SignalReceiver, use_metrics: Any, monkeypatch: pytest.MonkeyPatch, spans: Any
 ) -> None:
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.base_url}/v1/metrics")
@@ -107,8 +107,13 @@ def test_flow_metrics_arrive_over_otlp_with_names_units_attributes_and_values(
     )
     # No ids as attributes: nothing an execution or trace id could make unbounded.
     ids = {str(e.pk) for e in executions} | {e.trace_id for e in executions}
+    # The same resource as this process's traces, down to service.instance.id.
+    from opentelemetry import trace
+
+    traces_resource = trace.get_tracer_provider().resource.attributes
     for metric in receiver.metrics:
         assert metric.resource["service.name"] == "flowexec-service"
+        assert metric.resource["service.instance.id"] == traces_resource["service.instance.id"]
         assert not ids & {str(v) for p in metric.points for v in p.attributes.values()}
 
 
@@ -118,7 +123,7 @@ def test_step_retries_are_counted(make_flow: Any, receiver: SignalReceiver, use_
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.base_url}/v1/metrics")
     state = use_metrics()
     make_flow(name="flaky", steps=[{"name": "boom", "type": "fail", "retries": 2}])
-    assert services.execution_submit(flow="flaky", inputs={}).status == "failed"
+    assert submission.execution_submit(flow="flaky", inputs={}, inline=True).status == "failed"
     state.provider.force_flush(5000)
     receiver.wait_for(lambda r: any(m.name == flow_metrics.STEP_RETRIES for m in r.metrics))
     retries = receiver.latest("flowexec.step.retries")
@@ -210,3 +215,36 @@ def test_unknown_metrics_exporter_warns_and_is_skipped(
     assert state.exporters == ("console",)
     assert "unknown exporter 'statsd' in OTEL_METRICS_EXPORTER" in caplog.text
     state.close()
+
+
+def test_prometheus_takes_the_next_free_port_when_the_configured_one_is_taken(
+    use_metrics: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+        monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
+        state = use_metrics()
+        assert state.prometheus_address is not None
+        assert port < state.prometheus_address[1] < port + 16
+        response = urllib3.request("GET", f"http://127.0.0.1:{state.prometheus_address[1]}/metrics", timeout=5)
+        assert response.status == 200
+    finally:
+        taken.close()
+
+
+def test_metric_and_log_setup_import_without_django() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tracing.metrics, tracing.log_export, tracing.telemetry; "
+        "assert 'django' not in sys.modules, sorted(m for m in sys.modules if m.startswith('django'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

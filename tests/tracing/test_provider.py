@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.otlp_receiver import OtlpReceiver
+from tests.otlp_receiver import GrpcOtlpReceiver, OtlpReceiver
 from tests.tracing.test_exporters_wire import closed_port
 from tracing import exporters
 from tracing.config import LimitsConfig, OtlpConfig, ProcessDefaults, TracingConfig, tracing_config
@@ -265,7 +265,7 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize(("mode", "processors", "exporter_list"), [("fresh", 2, ["console"]), ("preinstalled", 1, [])])
+@pytest.mark.parametrize(("mode", "processors", "exporter_list"), [("fresh", 3, ["console"]), ("preinstalled", 2, [])])
 def test_configure_tracing_runs_once_and_keeps_a_preinstalled_provider(mode, processors, exporter_list):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DJANGO_"))}
     proc = subprocess.run(
@@ -280,9 +280,62 @@ def test_configure_tracing_runs_once_and_keeps_a_preinstalled_provider(mode, pro
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["same"]
     assert result["global"]
-    # fresh: the baggage processor plus the console one; preinstalled: only the baggage processor is added, so
-    # the contract's baggage attributes hold under opentelemetry-instrument too.
+    # fresh: URL redaction, baggage and console processors; preinstalled: only URL redaction and baggage are
+    # added, so the contract's attributes hold under opentelemetry-instrument too.
     assert result["processors"] == processors
     assert result["exporters"] == exporter_list
     if mode == "preinstalled":
         assert "keeping the TracerProvider already installed" in result["description"]
+
+
+def test_database_query_spans_start_only_inside_another_span(spans):
+    """FLOWEXEC_TRACE_DATABASE=1: a heartbeat or retention sweep's queries make no orphan one-span traces."""
+    from tracing.instrumentation import ChildSpansOnly
+
+    queries = ChildSpansOnly().get_tracer("opentelemetry.instrumentation.sqlite3")
+    with queries.start_as_current_span("SELECT sweep") as alone:
+        assert not alone.is_recording()
+    assert not queries.start_span("UPDATE sweep").is_recording()
+    with (
+        trace.get_tracer("test").start_as_current_span("execute_flow demo") as parent,
+        queries.start_as_current_span("SELECT step") as child,
+    ):
+        assert child.is_recording()
+    assert [(span.name, span.parent.span_id if span.parent else None) for span in spans.all()] == [
+        ("SELECT step", parent.get_span_context().span_id),
+        ("execute_flow demo", None),
+    ]
+
+
+def test_otlp_grpc_accepts_explicit_headers_as_data():
+    """gRPC metadata keys must be lower-case: a header given as "X-Tenant" used to fail every export."""
+    with GrpcOtlpReceiver() as receiver:
+        otlp = OtlpConfig(protocol="grpc", endpoint=receiver.base_url, headers={"X-Tenant": "t1"}, timeout=2)
+        state = build_provider(config("grpc-svc", exporters=("otlp",), otlp=otlp))
+        finished(state.provider, ["over-grpc"])
+        assert shutdown_provider(state.provider, timeout_seconds=5)
+        [span] = receiver.wait_for(lambda s: len(s) >= 1)
+    assert (span.name, span.service_name) == ("over-grpc", "grpc-svc")
+    assert [headers.get("x-tenant") for headers, _ in receiver.requests] == ["t1"]
+
+
+def test_urls_in_spans_lose_userinfo_and_sensitive_query_values_on_the_wire():
+    """OTel HTTP semantic conventions (url.full, url.query): no user:password@, sensitive values REDACTED."""
+    url = "https://alice:s3cr3t@api.example/v1/items?token=t0k&sig=abc&signature=def&password=pw&page=2"
+    with OtlpReceiver() as receiver:
+        state = build_provider(config("urls", exporters=("otlp",), otlp=OtlpConfig(endpoint=receiver.endpoint)))
+        tracer = state.provider.get_tracer("test")
+        tracer.start_span("GET", kind=trace.SpanKind.CLIENT, attributes={"url.full": url}).end()
+        server_attributes = {"url.path": "/api/x", "url.query": "AWSAccessKeyId=AK&X-Goog-Signature=gs&q=1"}
+        tracer.start_span("GET api/x", kind=trace.SpanKind.SERVER, attributes=server_attributes).end()
+        old_names = {"http.target": "/api/x?api_key=k&q=1", "http.url": "http://u:p@h/x?pwd=1"}
+        tracer.start_span("old names", kind=trace.SpanKind.SERVER, attributes=old_names).end()
+        assert shutdown_provider(state.provider, timeout_seconds=5)
+        receiver.wait_for(lambda s: len(s) >= 3)
+    client, server, old = receiver.named("GET"), receiver.named("GET api/x"), receiver.named("old names")
+    assert client.attributes["url.full"] == (
+        "https://api.example/v1/items?token=REDACTED&sig=REDACTED&signature=REDACTED&password=REDACTED&page=2"
+    )
+    assert server.attributes["url.query"] == "AWSAccessKeyId=REDACTED&X-Goog-Signature=REDACTED&q=1"
+    assert old.attributes["http.target"] == "/api/x?api_key=REDACTED&q=1"
+    assert old.attributes["http.url"] == "http://h/x?pwd=REDACTED"

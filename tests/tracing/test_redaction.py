@@ -119,3 +119,12 @@ def test_redact_url_drops_userinfo_and_sensitive_query_values():
     assert redaction.redact_url(url) == (
         "https://host:8443/p?token=REDACTED&page=2&X-Goog-Signature=REDACTED&sig=REDACTED&q=ok"
     )
+
+
+def test_exported_log_records_are_masked_too():
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    from tracing.log_export import log_handler
+
+    handler = log_handler(LoggerProvider())
+    assert any(isinstance(item, SecretsLogFilter) for item in handler.filters)

@@ -208,6 +208,8 @@ def test_database_spans_and_traced_log_lines(tmp_path: Path) -> None:
             service.stop()
     execute = next(s for s in spans if s.name == "execute_flow hello")
     assert any(s.parent_id == execute.span_id and "db.system" in s.attributes for s in spans)
+    # The start-up stale sweep and the runner's heartbeat query outside any span: no one-span traces.
+    assert not [s.name for s in spans if "db.system" in s.attributes and not s.parent_id]
     logged = [line for line in service.log().splitlines() if f"execution {body['id']} of hello" in line]
     assert len(logged) == 1
     assert f"trace_id={body['trace_id']} span_id={body['span_id']}" in logged[0]
@@ -252,3 +254,69 @@ def test_header_capture_by_the_instrumentation_never_records_secrets(tmp_path: P
     assert server.attributes["http.request.header.x_tenant"] == ["acme"]  # capture is on...
     recorded = json.dumps([s.attributes for s in spans], default=str)
     assert service.token not in recorded and "key-secret-123" not in recorded  # ...secrets are not
+
+
+def _entry_points_installed() -> None:
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    if not list(entry_points(group="opentelemetry_distro", name="flowexec")):
+        pytest.fail("flowexec's opentelemetry entry points are not installed: run scripts/bootstrap.sh")
+
+
+def _launched_hello(tmp_path: Path, env: dict[str, str]) -> tuple[LiveService, dict[str, Any]]:
+    """The service under `opentelemetry-instrument gunicorn ...`, DJANGO_SETTINGS_MODULE left to the distro."""
+    _entry_points_installed()
+    service = start_service(
+        tmp_path, server="gunicorn", launcher=True, env={"DJANGO_SETTINGS_MODULE": "", **FAST_BATCHES, **env}
+    )
+    try:
+        assert service.http.request("GET", service.url + "/healthz").status == 200
+        body = run_hello(service, baggage="client=cli,request_id=launched-1")
+    except BaseException:
+        service.stop()
+        raise
+    return service, body
+
+
+@pytest.mark.parametrize("launcher", [False, True], ids=["plain", "opentelemetry-instrument"])
+def test_opentelemetry_instrument_gives_the_same_trace_as_without_it(tmp_path: Path, launcher: bool) -> None:
+    with OtlpReceiver() as receiver:
+        env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.base_url}
+        if launcher:
+            service, body = _launched_hello(tmp_path, env)
+        else:
+            service = start_service(tmp_path, server="gunicorn", env={**FAST_BATCHES, **env})
+            service.http.request("GET", service.url + "/healthz")
+            body = run_hello(service, baggage="client=cli,request_id=launched-1")
+        try:
+            spans = receiver.wait_for(has_execution_tree(body["trace_id"]), timeout=30)
+            # /v1/traces (the receiver) answers without being traced either.
+            service.request("POST", "/v1/traces", body=b"", headers={"Content-Type": "application/x-protobuf"})
+        finally:
+            service.stop()
+    assert_one_tree(spans, body["trace_id"])
+    mine = [span for span in spans if span.trace_id == body["trace_id"]]
+    assert {(span.attributes.get("client"), span.attributes.get("request_id")) for span in mine} == {
+        ("cli", "launched-1")
+    }
+    server = next(span for span in mine if span.kind == "SERVER")
+    assert server.attributes["http.request.method"] == "POST" and "http.method" not in server.attributes
+    targets = {span.attributes.get("http.route", "") for span in spans if span.kind == "SERVER"}
+    assert targets == {"api/executions/"}, targets
+    log = service.log()
+    assert "already instrumented" not in log and "Traceback" not in log, log
+    assert "Configuration of" not in log and "Failed to auto initialize" not in log, log
+    assert log.count("tracing enabled: service.name=flowexec-service") == 2, log  # once per worker
+
+
+def test_store_exporter_works_under_opentelemetry_instrument(tmp_path: Path) -> None:
+    service, body = _launched_hello(tmp_path, {"OTEL_TRACES_EXPORTER": "store"})
+    try:
+        def stored() -> Any:
+            response = service.request("GET", f"/api/traces/{body['trace_id']}/")
+            return response.status == 200 and "execute_flow hello" in response.data.decode()
+
+        wait_until(stored, timeout=20, message="spans in the embedded store")
+    finally:
+        service.stop()
+    assert "exporters=store(database)" in service.log()

@@ -265,3 +265,102 @@ def test_unsampled_incoming_parent_is_honoured(api_client: APIClient, hello: Any
     assert response.status_code == 201 and response.json()["status"] == "succeeded"
     assert spans.all() == []  # parentbased sampler: the caller decided not to sample this trace
     assert response.json()["trace_id"] == TRACE_ID  # still the caller's trace
+
+
+def test_callers_request_id_wins_and_every_span_and_the_downstream_call_carry_it(
+    api_client: APIClient, make_flow: Any, spans: Any, downstream: tuple[str, list[dict[str, str]]]
+) -> None:
+    """One request id per chain: X-Request-ID over baggage, else baggage, and an http step forwards it."""
+    url, seen = downstream
+    make_flow(name="call", steps=[{"name": "fetch", "type": "http", "method": "GET", "url": f"{url}/status"}])
+    response = api_client.post(
+        "/api/executions/", {"flow": "call"}, format="json", HTTP_BAGGAGE="request_id=from-baggage,client=cli"
+    )
+    assert response["X-Request-ID"] == "from-baggage"
+    assert Execution.objects.get().request_id == "from-baggage"
+    assert {span.attributes.get("request_id") for span in spans.all()} == {"from-baggage"}
+    assert {k.lower(): v for k, v in seen[0].items()}["x-request-id"] == "from-baggage"
+
+    seen.clear()
+    Execution.objects.all().delete()
+    api_client.post(
+        "/api/executions/",
+        {"flow": "call"},
+        format="json",
+        HTTP_X_REQUEST_ID="from-header",
+        HTTP_BAGGAGE="request_id=from-baggage",
+    )
+    assert Execution.objects.get().request_id == "from-header"
+    server = [span for span in spans.all() if span.kind is SpanKind.SERVER][-1]
+    chain = [span for span in spans.all() if span.context.trace_id == server.context.trace_id]
+    assert len(chain) >= 4 and {span.attributes.get("request_id") for span in chain} == {"from-header"}
+    downstream_headers = {k.lower(): v for k, v in seen[0].items()}
+    assert downstream_headers["x-request-id"] == "from-header"
+    assert "request_id=from-header" in downstream_headers["baggage"]
+
+
+def test_stable_http_semantic_conventions_on_server_and_client_spans(
+    api_client: APIClient, make_flow: Any, spans: Any, downstream: tuple[str, list[dict[str, str]]]
+) -> None:
+    url, _ = downstream
+    make_flow(name="call", steps=[{"name": "fetch", "type": "http", "method": "GET", "url": f"{url}/status?x=1"}])
+    api_client.post("/api/executions/", {"flow": "call"}, format="json", HTTP_USER_AGENT="ua/" + "x" * 1005)
+    server = server_span(spans)
+    assert server.attributes["http.request.method"] == "POST"
+    assert server.attributes["url.scheme"] == "http"
+    assert server.attributes["http.route"] == "api/executions/"
+    assert server.attributes["http.response.status_code"] == 201
+    old_names = {"http.method", "http.status_code", "http.url", "http.target", "http.user_agent", "http.scheme"}
+    assert not old_names & set(server.attributes)
+    # Capped like every header value (FLOWEXEC_HEADER_VALUE_LIMIT), not the instrumentation's raw 1,008 chars.
+    assert server.attributes["user_agent.original"] == ("ua/" + "x" * 1005)[:256]
+    [client] = [span for span in spans.all() if span.kind is SpanKind.CLIENT]
+    assert client.attributes["http.request.method"] == "GET"
+    assert client.attributes["url.full"] == f"{url}/status?x=1"
+    assert client.attributes["http.response.status_code"] == 200
+    assert not old_names & set(client.attributes)
+
+
+def test_django_request_warnings_carry_the_requests_trace_id(
+    api_client: APIClient, spans: Any, caplog: Any
+) -> None:
+    from tracing.logs import TraceIdsFilter
+
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert api_client.get("/api/executions/00000000-0000-0000-0000-000000000000/").status_code == 404
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    # django.request logs after the server span ended and its context was detached.
+    TraceIdsFilter().filter(record)
+    assert record.otelTraceID == format_trace_id(server_span(spans).context.trace_id)
+
+
+def test_without_an_sdk_span_traceresponse_and_the_stored_span_id_do_not_name_the_callers_span(
+    hello: Any, monkeypatch: Any
+) -> None:
+    """OTEL_SDK_DISABLED=true: the API's no-op tracer hands back the caller's span context as "current"."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+    from opentelemetry import trace
+
+    from executions import services, submission
+    from tracing.middleware import HeaderAttributesMiddleware
+
+    caller = trace.NonRecordingSpan(
+        trace.SpanContext(int(TRACE_ID, 16), int(PARENT_ID, 16), is_remote=True, trace_flags=trace.TraceFlags(1))
+    )
+    monkeypatch.setattr(services, "tracer", trace.NoOpTracer())
+    with trace.use_span(caller):
+        response = HeaderAttributesMiddleware(lambda request: HttpResponse())(RequestFactory().get("/api/flows/"))
+        execution = submission.execution_submit(flow="hello", inputs={}, inline=True)
+    assert "traceresponse" not in response and response["X-Request-ID"]
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert Execution.objects.get(pk=execution.pk).span_id != PARENT_ID
+
+
+def test_server_span_url_has_sensitive_query_values_redacted(api_client: APIClient, spans: Any) -> None:
+    """Issue 9: `?token=` used to land verbatim in the server span (url.query under stable conventions)."""
+    uri = "/api/flows/?token=t0k-secret&page_size=5"
+    api_client.get("/api/flows/", {"token": "t0k-secret", "page_size": "5"}, REQUEST_URI=uri)
+    server = server_span(spans)
+    assert server.attributes["url.query"] == "token=REDACTED&page_size=5"
+    assert all("t0k-secret" not in json.dumps(dict(span.attributes), default=str) for span in spans.all())

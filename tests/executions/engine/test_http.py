@@ -92,6 +92,7 @@ def test_http_disallowed_host_is_rejected_without_a_request(server: LocalServer)
     assert server.requests == []
 
 
+@pytest.mark.hardening
 def test_http_bare_allowlist_host_allows_only_the_default_port(server: LocalServer) -> None:
     result = run_step(get(server.url("/text")), allow("127.0.0.1"))
     assert result.error == f'step "get": host "127.0.0.1:{server.server_port}" is not in the allowed hosts'
@@ -150,6 +151,7 @@ class FakeResolver:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
 
+@pytest.mark.hardening
 def test_a_name_resolving_to_a_private_address_is_refused_unless_the_address_is_named(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,6 +165,7 @@ def test_a_name_resolving_to_a_private_address_is_refused_unless_the_address_is_
     assert run_step(get(url), allow("partner.example:*", "127.0.0.1")).status == "succeeded"
 
 
+@pytest.mark.hardening
 @pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "192.168.0.1", "0.0.0.0", "::ffff:127.0.0.1"])
 def test_private_link_local_and_unspecified_addresses_are_refused(
     address: str, monkeypatch: pytest.MonkeyPatch
@@ -172,6 +175,7 @@ def test_private_link_local_and_unspecified_addresses_are_refused(
     assert "a non-public address the allowed hosts do not name" in error
 
 
+@pytest.mark.hardening
 def test_the_request_goes_to_the_checked_address_not_a_second_answer(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,6 +205,7 @@ def test_same_origin_redirect_keeps_credentials(server: LocalServer) -> None:
     assert CREDENTIALS.items() <= server.requests[1][2].items()
 
 
+@pytest.mark.hardening
 def test_cross_origin_redirect_strips_every_credential_like_header(
     server: LocalServer, other_server: LocalServer
 ) -> None:

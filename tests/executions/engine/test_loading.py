@@ -10,6 +10,8 @@ import pytest
 
 from executions import engine
 
+pytestmark = pytest.mark.hardening
+
 # The 511-byte body from issue 9: nine levels of nine aliases each (9**9 leaves once expanded).
 BILLION_LAUGHS = (
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'

@@ -512,3 +512,29 @@ def test_log_lines_from_steps_are_masked(caplog):
     assert run_flow(document, config_with(chatty=chatty), api_token=SECRET).status == "succeeded"
     assert "calling upstream with [REDACTED]" in caplog.text
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+def test_a_flow_step_hands_run_subflow_a_stop_that_is_set_on_timeout_and_cancel(how):
+    seen: list[bool] = []
+
+    class Hooks(RecordingHooks):
+        def step_started(self, step: engine.StepSpec, attempt: int, started_at: datetime) -> None:
+            if how == "cancel":
+                self.cancel.set()
+
+        def run_subflow(
+            self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event
+        ) -> Mapping[str, Any]:
+            seen.append(stop.wait(WAIT))  # a child run would cancel itself here
+            raise engine.ExecutionCancelled()
+
+    step = {"name": "sub", "type": "flow", "flow": "child", "timeout": 0.2 if how == "timeout" else 30}
+    began = time.monotonic()
+    result = run_flow({"name": "parent", "steps": [step]}, engine.EngineConfig(), Hooks())
+    assert time.monotonic() - began < 1.5
+    deadline = time.monotonic() + WAIT
+    while not seen and time.monotonic() < deadline:
+        threading.Event().wait(0.01)  # bounded poll: the abandoned body thread reports what it saw
+    assert seen == [True]
+    assert result.status == ("failed" if how == "timeout" else "cancelled")

@@ -288,3 +288,12 @@ def test_retry_delay_and_backoff_land_on_the_spec():
         {"name": "r", "steps": [{"name": "a", "type": "fail", "retries": 2, "retry_delay": 0.5, "retry_backoff": 3}]}
     )
     assert (definition.steps[0].retry_delay, definition.steps[0].retry_backoff) == (0.5, 3)
+
+
+def test_binding_errors_do_not_echo_a_secret_value():
+    definition = engine.parse(
+        {"name": "s", "inputs": {"pin_password": {"type": "integer"}}, "steps": [{"name": "a", "type": "fail"}]}
+    )
+    with pytest.raises(engine.FlowValidationError) as caught:
+        engine.bind_inputs(definition, {"pin_password": "hunter2"})
+    assert caught.value.problems == ['input "pin_password": expected integer, got [REDACTED]']

@@ -1,0 +1,1 @@
+"""The benchmark suite: `python bench/run.py` measures everything side by side and prints a table."""

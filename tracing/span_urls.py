@@ -1,0 +1,44 @@
+"""URLs in spans follow the OTel HTTP semantic conventions: no userinfo, no sensitive query values.
+
+The contrib instrumentations record the request's URL (server: url.query or http.target; client: url.full or
+http.url) and remove only some of it. `redact_span_urls` rewrites those attributes with the one redaction rule
+of tracing/redaction.py (userinfo dropped, values of `token`, `password`, `sig`, ... and FLOWEXEC_REDACT_KEYS
+replaced by ``REDACTED``). UrlRedactingProcessor, first on every provider flowexec builds or adopts, applies it
+to what a span starts with (client spans, also when opentelemetry-instrument instrumented urllib3); the Django
+instrumentation sets its attributes after the start, so tracing.middleware applies it to the server span.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Span, SpanProcessor
+
+from tracing.redaction import active_mask, redact_url
+
+# Attributes holding a URL or a path with its query (stable names and the ones before them).
+URL_ATTRIBUTES = ("url.full", "http.url", "http.target")
+QUERY_ATTRIBUTE = "url.query"
+
+
+def redact_span_urls(span: trace.Span) -> None:
+    """Rewrite url.full / url.query / http.url / http.target in place when they carry something sensitive."""
+    attributes = getattr(span, "attributes", None) or {}
+    for key in URL_ATTRIBUTES:
+        value = attributes.get(key)
+        # The running execution's secret values are masked too (a step's URL may embed one).
+        if isinstance(value, str) and (redacted := active_mask(redact_url(value))) != value:
+            span.set_attribute(key, redacted)
+    query = attributes.get(QUERY_ATTRIBUTE)
+    if isinstance(query, str) and query:
+        redacted = active_mask(redact_url(f"?{query}")).partition("?")[2]
+        if redacted != query:
+            span.set_attribute(QUERY_ATTRIBUTE, redacted)
+
+
+class UrlRedactingProcessor(SpanProcessor):
+    """Redact the URL attributes a span starts with."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Before any other processor or exporter sees the span."""
+        redact_span_urls(span)
