@@ -1,4 +1,4 @@
-"""In-process cost of one execution (services.execution_submit, the runflow path), traced vs untraced, vs Prefect 3."""
+"""In-process cost of one execution (the runflow path: inline submission), traced vs untraced, vs Prefect 3."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _prefect_env(workdir: Path) -> dict[str, str]:
 
 def run(scale: Scale, workdir: Path) -> Section:
     section = Section("inprocess",
-                      "In-process: one execution of a two-`template`-step flow (services.execution_submit)")
+                      "In-process: one execution of a two-`template`-step flow (submission.execution_submit, inline)")
     database = prepare_database(workdir / "inprocess" / "template.sqlite3")
     logs = workdir / "logs"
     command = [PYTHON, "-m", "bench.inprocess_worker"]

@@ -1,4 +1,4 @@
-"""Child process: run the bench flow through services.execution_submit (the runflow path) on command.
+"""Child process: run the bench flow through submission.execution_submit(inline=True) (the runflow path) on command.
 
     python -m bench.inprocess_worker     then JSON lines on stdin:
     {"op": "run", "count": N}            -> {"seconds": [...]} wall time of each execution
@@ -51,12 +51,12 @@ def main() -> None:
     from opentelemetry import trace
 
     from bench import flows
-    from executions import services
+    from executions import submission
 
     provider = trace.get_tracer_provider()
 
     def execute() -> None:
-        execution = services.execution_submit(flow=flows.TWO, inputs=flows.INPUTS, client="manage")
+        execution = submission.execution_submit(flow=flows.TWO, inputs=flows.INPUTS, inline=True, client="manage")
         if execution.status != "succeeded":
             raise RuntimeError(f"execution {execution.pk} {execution.status}: {execution.error}")
 

@@ -1,4 +1,8 @@
-"""Execution settings: one DEFAULTS dict, read at call time so tests and settings overrides apply."""
+"""Execution settings: one DEFAULTS dict, read at call time so tests and settings overrides apply.
+
+flowexec/settings.py sets a FLOWEXEC_* setting only when its environment variable is given (typed
+after the default below); executions/checks.py validates the values at start-up.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from typing import Any
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
-    # Hosts `http` steps may call (redirect targets are checked too).
+    # Hosts `http` steps may call (redirect targets are checked too); settings.py allows
+    # 127.0.0.1 and localhost when DEBUG and the variable is unset.
     "FLOWEXEC_HTTP_ALLOWED_HOSTS": [],
     # Extra `python` step functions, as dotted paths; the built-ins are always there.
     "FLOWEXEC_PYTHON_FUNCTIONS": [],
     # Threads running one execution's independent steps.
     "FLOWEXEC_STEP_WORKERS": 4,
-    # Threads running async ("wait": false) executions in-process when no broker is set.
+    # Threads running executions in-process (async ones, and sync API requests) when no broker is set.
     "FLOWEXEC_ASYNC_WORKERS": 4,
     # Celery broker; unset keeps async executions in-process.
     "FLOWEXEC_BROKER_URL": "",
@@ -25,9 +30,40 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_DEFAULT_STEP_TIMEOUT": 60.0,
     # A running execution whose runner has not reported for this long is failed as interrupted.
     "FLOWEXEC_STALE_AFTER": 60.0,
+    # Longest a sync API request waits for its execution before answering 202 with it still running.
+    "FLOWEXEC_SYNC_WAIT": 30.0,
+    # On SIGTERM, how long running executions get to finish before they are failed as interrupted.
+    "FLOWEXEC_SHUTDOWN_GRACE": 20.0,
+    # Celery: the queue, the Redis redelivery timeout, a task's hard time limit, tasks per child process.
+    "FLOWEXEC_CELERY_QUEUE": "flowexec",
+    "FLOWEXEC_BROKER_VISIBILITY_TIMEOUT": 3600.0,
+    "FLOWEXEC_TASK_TIME_LIMIT": 3600.0,
+    "FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD": 1000,
 }
+
+# Settings that are a number of seconds and must be positive.
+POSITIVE_SECONDS = (
+    "FLOWEXEC_STALE_AFTER",
+    "FLOWEXEC_SYNC_WAIT",
+    "FLOWEXEC_SHUTDOWN_GRACE",
+    "FLOWEXEC_BROKER_VISIBILITY_TIMEOUT",
+    "FLOWEXEC_TASK_TIME_LIMIT",
+    "FLOWEXEC_DEFAULT_STEP_TIMEOUT",
+)
+POSITIVE_INTEGERS = (
+    "FLOWEXEC_STEP_WORKERS",
+    "FLOWEXEC_ASYNC_WORKERS",
+    "FLOWEXEC_MAX_DEFINITION_BYTES",
+    "FLOWEXEC_MAX_FLOW_DEPTH",
+    "FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD",
+)
 
 
 def get(name: str) -> Any:
     """Return an executions setting from Django settings, falling back to DEFAULTS."""
     return getattr(settings, name, DEFAULTS[name])
+
+
+def seconds(name: str) -> float:
+    """Return a seconds setting as a float (executions/checks.py has refused bad ones at start-up)."""
+    return float(get(name))

@@ -78,6 +78,7 @@ def _instruments() -> FlowMetrics:
     """The instruments of the global meter (a proxy until a MeterProvider is set, then the real one)."""
     global _metrics
     if _metrics is None:
+        # Lazy: read once, when the first instrument is made, not when services import this module.
         from flowexec import __version__
 
         _metrics = FlowMetrics(metrics.get_meter(keys.TRACER_NAME, __version__))

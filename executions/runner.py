@@ -1,8 +1,8 @@
-"""This process's identity as a runner of executions, and its heartbeat.
+"""This process as a runner of executions: its identity, the liveness rule, and its heartbeat thread.
 
 A running execution carries the runner that owns it and when that runner last reported. A
-runner that crashed stops reporting, so its executions can be told apart from live ones and
-finished as failed (services.execution_fail_stale) instead of staying `running` forever.
+runner that crashed stops reporting (or its pid is gone), so its executions can be told apart
+from live ones. Pure Python: the heartbeat thread calls whatever function it is handed.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 logger = logging.getLogger(__name__)
 
 HOSTNAME = socket.gethostname()
+# Shortest pause between heartbeats, whatever FLOWEXEC_STALE_AFTER says.
+MIN_HEARTBEAT_SECONDS = 0.5
+
 _lock = threading.Lock()
 _active: dict[str, int] = {}
-_heartbeat: threading.Thread | None = None
 _runner_id = ""
 _runner_pid = 0
 
@@ -53,30 +55,43 @@ def runner_is_dead_here(runner: str) -> bool:
     return False
 
 
+def is_alive(runner: str, heartbeat_at: datetime | None, *, now: datetime, stale_after: float) -> bool:
+    """The one liveness rule: a runner is alive while it reported within stale_after and is no dead process here."""
+    if not runner or runner_is_dead_here(runner):
+        return False
+    return heartbeat_at is not None and heartbeat_at >= now - timedelta(seconds=stale_after)
+
+
+def heartbeat_period(stale_after: float) -> float:
+    """Seconds between heartbeats: four per stale_after, so one late beat never looks like a death."""
+    return max(stale_after / 4, MIN_HEARTBEAT_SECONDS)
+
+
 def active_ids() -> list[str]:
-    """Ids of executions this process owns right now."""
+    """Ids of executions this process owns right now (queued here, or running)."""
     with _lock:
         return list(_active)
 
 
 def hold(execution_id: str) -> None:
-    """Start reporting for an execution this process owns (queued here, or running)."""
+    """Count an execution as owned by this process, so the heartbeat reports it."""
     with _lock:
         _active[execution_id] = _active.get(execution_id, 0) + 1
-    _ensure_heartbeat()
 
 
 def release(execution_id: str) -> None:
     """Stop reporting for an execution once this process is done with it."""
     with _lock:
-        _active[execution_id] -= 1
-        if not _active[execution_id]:
-            del _active[execution_id]
+        count = _active.get(execution_id, 0) - 1
+        if count > 0:
+            _active[execution_id] = count
+        else:
+            _active.pop(execution_id, None)
 
 
 @contextmanager
 def owning(execution_id: str) -> Iterator[None]:
-    """Keep an execution's heartbeat going while this process owns it."""
+    """Own an execution for the duration of the block."""
     hold(execution_id)
     try:
         yield
@@ -84,34 +99,28 @@ def owning(execution_id: str) -> Iterator[None]:
         release(execution_id)
 
 
-def _ensure_heartbeat() -> None:
-    global _heartbeat
-    with _lock:
-        if _heartbeat is not None and _heartbeat.is_alive():
-            return
-        _heartbeat = threading.Thread(target=_beat_forever, name="flowexec-heartbeat", daemon=True)
-        _heartbeat.start()
+class Heartbeat:
+    """A daemon thread that calls `beat` every `period` seconds until stopped."""
 
+    def __init__(self, beat: Callable[[], object], period: float, *, name: str = "flowexec-heartbeat") -> None:
+        self.beat = beat
+        self.period = period
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-def _beat_forever() -> None:
-    """Report for owned executions and sweep for dead runners; end when this process owns none."""
-    global _heartbeat
-    from django.db import connection
+    def start(self) -> Heartbeat:
+        self.thread.start()
+        return self
 
-    from executions import conf, services
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopped.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
 
-    interval = max(float(conf.get("FLOWEXEC_STALE_AFTER")) / 4, 0.5)
-    while True:
-        time.sleep(interval)  # a period between beats, not synchronisation
-        with _lock:
-            if not _active:
-                _heartbeat = None  # hold() starts a new one when there is work again
-                return
-        # Boundary: the heartbeat thread must survive a database hiccup and try again.
-        try:
-            services.execution_heartbeat(execution_ids=active_ids())
-            services.execution_fail_stale()
-        except Exception:
-            logger.warning("heartbeat failed; retrying in %.1fs", interval, exc_info=True)
-        finally:
-            connection.close()
+    def _run(self) -> None:
+        while not self.stopped.wait(self.period):
+            # Boundary: the heartbeat must survive a database hiccup and try again next period.
+            try:
+                self.beat()
+            except Exception:
+                logger.warning("heartbeat failed; retrying in %.1fs", self.period, exc_info=True)

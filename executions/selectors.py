@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
 
+from executions import conf, runner
 from executions.engine.errors import FlowNotFound
 from executions.models import Execution, Flow
 
@@ -35,3 +38,15 @@ def execution_get(*, execution_id: uuid.UUID | str) -> Execution:
 def execution_list() -> QuerySet[Execution]:
     """Return executions newest first, with what the API and admin show of them."""
     return Execution.objects.select_related("flow").prefetch_related("step_runs").order_by("-created_at")
+
+
+def executions_orphaned(*, status: str, stale_after: float | None = None) -> list[tuple[Any, str]]:
+    """(id, runner) of executions in `status` owned by a runner that is not alive (runner.is_alive)."""
+    stale_after = conf.seconds("FLOWEXEC_STALE_AFTER") if stale_after is None else stale_after
+    now = timezone.now()
+    owned = Execution.objects.filter(status=status).exclude(runner="")
+    return [
+        (pk, owner)
+        for pk, owner, heartbeat in owned.values_list("pk", "runner", "heartbeat_at")
+        if not runner.is_alive(owner, heartbeat, now=now, stale_after=stale_after)
+    ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -16,10 +18,10 @@ from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from executions import conf, dispatch, engine, runner, selectors
+from executions import conf, engine, runner, selectors
 from executions import metrics as flow_metrics
 from executions.engine import EngineConfig, FlowDefinition, RunResult, StepOutcome, StepSpec
-from executions.engine.errors import FlowError, FlowValidationError
+from executions.engine.errors import ExecutionCancelled, FlowError, FlowValidationError
 from executions.models import Execution, Flow, StepRun
 from tracing import attributes as keys
 from tracing import conf as tracing_conf
@@ -95,6 +97,18 @@ def flow_delete(*, name: str) -> None:
 
 # --- executions ----------------------------------------------------------------------------
 
+UNFINISHED = (Execution.Status.PENDING, Execution.Status.RUNNING)
+# How often a run asks the database whether it was cancelled (the engine polls more often).
+CANCEL_CHECK_SECONDS = 0.25
+CANCELLED_ON_REQUEST = "cancelled on request"
+CANCELLED_WITH_PARENT = "cancelled: its parent execution was cancelled"
+STEP_AFTER_CANCEL = "cancelled: finished after its execution was cancelled"
+RESULT_STATUS = {
+    "succeeded": Execution.Status.SUCCEEDED,
+    "failed": Execution.Status.FAILED,
+    "cancelled": Execution.Status.CANCELLED,
+}
+
 
 def execution_create(
     *,
@@ -105,8 +119,13 @@ def execution_create(
     user_agent: str = "",
     user: AbstractBaseUser | None = None,
     parent: Execution | None = None,
+    owned: bool = True,
 ) -> Execution:
-    """Check the inputs against the flow and store a pending execution."""
+    """Check the inputs against the flow and store a pending execution.
+
+    `owned`: this process will run it (inline or on its pool), so the row names this runner from
+    the start and a crash before the claim is detectable; False leaves it to whoever claims it (Celery).
+    """
     definition = engine.parse(flow.definition, config=engine_config())
     bound = engine.bind_inputs(definition, inputs)
     span_context = trace.get_current_span().get_span_context()
@@ -121,55 +140,35 @@ def execution_create(
         user_agent=user_agent[:512],
         trace_id=trace.format_trace_id(span_context.trace_id) if span_context.is_valid else "",
         created_by=user if user is not None and user.is_authenticated else None,
+        runner=runner.runner_id() if owned else "",
+        heartbeat_at=timezone.now() if owned else None,
     )
 
 
-def execution_submit(
-    *,
-    flow: str,
-    inputs: Mapping[str, Any],
-    wait: bool = True,
-    client: str = Execution.Client.API,
-    request_id: str = "",
-    user_agent: str = "",
-    user: AbstractBaseUser | None = None,
-) -> Execution:
-    """Create an execution and run it now (wait) or hand it to the async backend."""
-    execution = execution_create(
-        flow=selectors.flow_get(name=flow),
-        inputs=inputs,
-        client=client,
-        request_id=request_id,
-        user_agent=user_agent,
-        user=user,
-    )
-    if wait:
-        return execution_run(execution=execution)
-    dispatch.submit(execution)
-    return execution
-
-
-def execution_run(*, execution: Execution, depth: int = 0) -> Execution:
-    """Run the flow to the end; the row always finishes succeeded, failed or cancelled.
+def execution_run(*, execution: Execution, depth: int = 0, stop: threading.Event | None = None) -> Execution:
+    """Run the flow to the end in this thread; the row always finishes succeeded, failed or cancelled.
 
     Idempotent: an execution that another runner already claimed or finished is returned as is,
-    so a redelivered task does nothing.
+    so a redelivered task does nothing. `stop` (a sub-flow's) cancels it when set.
     """
-    now = timezone.now()
-    claimed = Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(
-        status=Execution.Status.RUNNING, started_at=now, runner=runner.runner_id(), heartbeat_at=now
+    # Started before the claim so the claim writes the span's ids in the same UPDATE; a span
+    # that loses the claim is never ended, hence never exported.
+    span = tracer.start_span(
+        keys.EXECUTE_FLOW_SPAN.format(flow=execution.flow_name),
+        attributes=_span_attributes(execution),
+        record_exception=False,
+        set_status_on_exception=False,
     )
-    if not claimed:
+    if not execution_started(execution=execution, span=span):
         execution.refresh_from_db()
         return execution
-    flow_metrics.execution_started(execution, started_at=now)
-    with runner.owning(str(execution.pk)):
-        result = _run_traced(execution, depth)
-    return _execution_finish(execution, result)
+    with runner.owning(str(execution.pk)), trace.use_span(span, end_on_exit=True):
+        result = _run_engine(execution, depth, span, stop)
+    return execution_finish(execution=execution, result=result)
 
 
-def _run_traced(execution: Execution, depth: int) -> RunResult:
-    attributes = {
+def _span_attributes(execution: Execution) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
         keys.FLOW_NAME: execution.flow_name,
         keys.FLOW_VERSION: execution.flow_version,
         keys.FLOW_EXECUTION_ID: str(execution.pk),
@@ -177,56 +176,99 @@ def _run_traced(execution: Execution, depth: int) -> RunResult:
     }
     if execution.request_id:
         attributes[keys.REQUEST_ID] = execution.request_id
-    span_name = keys.EXECUTE_FLOW_SPAN.format(flow=execution.flow_name)
-    with tracer.start_as_current_span(span_name, attributes=attributes, record_exception=False) as span:
-        span_context = span.get_span_context()
-        # Remote: tracing is off (OTEL_SDK_DISABLED) and the "span" is the caller's, not this execution's.
-        if span_context.is_valid and not span_context.is_remote:
-            execution.trace_id = trace.format_trace_id(span_context.trace_id)
-            execution.span_id = trace.format_span_id(span_context.span_id)
-            Execution.objects.filter(pk=execution.pk).update(trace_id=execution.trace_id, span_id=execution.span_id)
-        # Boundary: whatever goes wrong inside, the row must still finish with the error.
-        try:
-            config = engine_config()
-            definition = engine.parse(execution.flow.definition if execution.flow else {}, config=config)
-            hooks = _StepRecorder(execution)
-            result = engine.run(definition, execution.inputs, config=config, hooks=hooks, depth=depth)
-        except Exception as exc:
-            logger.exception("execution %s crashed", execution.pk)
-            span.record_exception(exc)
-            result = RunResult(status="failed", outputs={}, error=f"internal error: {exc}", steps=())
-        if result.status == "failed":
-            span.set_status(Status(StatusCode.ERROR, result.error))
-        logger.info("execution %s of %s v%s %s", execution.pk, execution.flow_name, execution.flow_version,
-                    result.status)
+    return attributes
+
+
+def execution_started(*, execution: Execution, span: trace.Span) -> bool:
+    """Claim a pending execution for this runner (pending -> running); False when another one has it."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": Execution.Status.RUNNING, "started_at": now,
+                              "runner": runner.runner_id(), "heartbeat_at": now}
+    span_context = span.get_span_context()
+    # Remote: tracing is off (OTEL_SDK_DISABLED) and the "span" is the caller's, not this execution's.
+    if span_context.is_valid and not span_context.is_remote:
+        fields["trace_id"] = trace.format_trace_id(span_context.trace_id)
+        fields["span_id"] = trace.format_span_id(span_context.span_id)
+    if not Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(execution, name, value)
+    flow_metrics.execution_started(execution, started_at=now)
+    return True
+
+
+def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: threading.Event | None) -> RunResult:
+    # Boundary: whatever goes wrong inside, the row must still finish with the error.
+    try:
+        config = engine_config()
+        definition = engine.parse(execution.flow.definition if execution.flow else {}, config=config)
+        hooks = _StepRecorder(execution, stop)
+        result = engine.run(definition, execution.inputs, config=config, hooks=hooks, depth=depth)
+    except Exception as exc:
+        logger.exception("execution %s crashed", execution.pk)
+        span.record_exception(exc)
+        result = RunResult(status="failed", outputs={}, error=f"internal error: {exc}", steps=())
+    if result.status == "failed":
+        span.set_status(Status(StatusCode.ERROR, result.error))
+    logger.info("execution %s of %s v%s %s", execution.pk, execution.flow_name, execution.flow_version,
+                result.status)
     return result
 
 
-def _execution_finish(execution: Execution, result: RunResult) -> Execution:
+def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
     """Write the outcome unless the execution was cancelled meanwhile (a cancel wins)."""
-    status = {
-        "succeeded": Execution.Status.SUCCEEDED,
-        "failed": Execution.Status.FAILED,
-        "cancelled": Execution.Status.CANCELLED,
-    }[result.status]
-    Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(
-        status=status,
-        outputs=result.outputs if result.status == "succeeded" else None,
-        error=result.error or "",
-        finished_at=timezone.now(),
-    )
-    execution.refresh_from_db()
+    fields: dict[str, Any] = {
+        "status": RESULT_STATUS[result.status],
+        "outputs": result.outputs if result.status == "succeeded" else None,
+        "error": result.error or "",
+        "finished_at": timezone.now(),
+    }
+    if Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields):
+        for name, value in fields.items():
+            setattr(execution, name, value)
+    else:
+        execution.refresh_from_db()
+    if execution.status == Execution.Status.CANCELLED:
+        _cancel_late_steps(execution)
     flow_metrics.execution_finished(execution)
     return execution
 
 
+def _cancel_late_steps(execution: Execution) -> None:
+    """Nothing is recorded succeeded after a cancel: steps that finished later count as cancelled."""
+    StepRun.objects.filter(
+        execution=execution, status=StepRun.Status.SUCCEEDED, finished_at__gt=execution.finished_at
+    ).update(status=StepRun.Status.CANCELLED, output=None, error=STEP_AFTER_CANCEL)
+
+
 def execution_cancel(*, execution: Execution) -> Execution:
-    """Cancel a pending or running execution: no further step starts; a finished one is unchanged."""
-    Execution.objects.filter(
-        pk=execution.pk, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
-    ).update(status=Execution.Status.CANCELLED, error="cancelled on request", finished_at=timezone.now())
+    """Cancel a pending or running execution and its unfinished descendants; a finished one is unchanged."""
+    with transaction.atomic():
+        now = timezone.now()
+        if _cancel_rows([execution.pk], reason=CANCELLED_ON_REQUEST, now=now):
+            _cancel_descendants(execution.pk, now=now)
     execution.refresh_from_db()
     return execution
+
+
+def _cancel_rows(ids: list[Any], *, reason: str, now: datetime) -> int:
+    cancelled = Execution.objects.filter(pk__in=ids, status__in=UNFINISHED).update(
+        status=Execution.Status.CANCELLED, error=reason, finished_at=now
+    )
+    StepRun.objects.filter(execution_id__in=ids, status=StepRun.Status.RUNNING).update(
+        status=StepRun.Status.CANCELLED, error=reason, finished_at=now
+    )
+    return cancelled
+
+
+def _cancel_descendants(execution_id: Any, *, now: datetime) -> None:
+    parents = [execution_id]
+    while parents:
+        children = list(Execution.objects.filter(parent_id__in=parents, status__in=UNFINISHED)
+                        .values_list("pk", flat=True))
+        if children:
+            _cancel_rows(children, reason=CANCELLED_WITH_PARENT, now=now)
+        parents = children
 
 
 def execution_heartbeat(*, execution_ids: list[str]) -> int:
@@ -238,32 +280,28 @@ def execution_heartbeat(*, execution_ids: list[str]) -> int:
     )
 
 
-def execution_fail_stale(*, stale_after: timedelta | None = None) -> int:
-    """Fail executions whose runner died: it stopped reporting, or it was a process on this host that is gone."""
-    if stale_after is None:
-        stale_after = timedelta(seconds=float(conf.get("FLOWEXEC_STALE_AFTER")))
-    unfinished = Execution.objects.filter(
-        status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
-    ).exclude(runner="")
-    cutoff = timezone.now() - stale_after
-    stale = [
-        (pk, owner)
-        for pk, owner, heartbeat in unfinished.values_list("pk", "runner", "heartbeat_at")
-        if heartbeat is None or heartbeat < cutoff or runner.runner_is_dead_here(owner)
-    ]
+def execution_fail_stale(*, stale_after: float | None = None) -> int:
+    """Fail running executions whose runner died (runner.is_alive says no)."""
     failed = 0
-    for pk, owner in stale:
+    for pk, owner in selectors.executions_orphaned(status=Execution.Status.RUNNING, stale_after=stale_after):
         failed += execution_fail(execution_id=pk, reason=INTERRUPTED.format(runner=owner))
     return failed
+
+
+def execution_adopt(*, execution_id: Any, previous_runner: str, owned: bool = True) -> bool:
+    """Take over a pending execution whose runner died before it started; False when someone else did."""
+    return bool(Execution.objects.filter(
+        pk=execution_id, status=Execution.Status.PENDING, runner=previous_runner
+    ).update(runner=runner.runner_id() if owned else "", heartbeat_at=timezone.now() if owned else None))
 
 
 def execution_fail(*, execution_id: Any, reason: str) -> int:
     """Finish an unfinished execution as failed with `reason`; its running steps fail with it."""
     with transaction.atomic():
         now = timezone.now()
-        updated = Execution.objects.filter(
-            pk=execution_id, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
-        ).update(status=Execution.Status.FAILED, error=reason, finished_at=now)
+        updated = Execution.objects.filter(pk=execution_id, status__in=UNFINISHED).update(
+            status=Execution.Status.FAILED, error=reason, finished_at=now
+        )
         if updated:
             StepRun.objects.filter(execution_id=execution_id, status=StepRun.Status.RUNNING).update(
                 status=StepRun.Status.FAILED, error=reason, finished_at=now
@@ -276,45 +314,69 @@ def execution_fail(*, execution_id: Any, reason: str) -> int:
 class _StepRecorder:
     """Engine hooks that record step runs, answer cancellation, and run sub-flows."""
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: Execution, stop: threading.Event | None = None) -> None:
         self.execution = execution
+        self.stop = stop
         self.owner_thread = threading.get_ident()
+        self.step_ids: dict[str, int] = {}
+        self.cancelled = False
+        # The claim just happened: nobody can have cancelled before it, so the first check waits.
+        self.checked_at = time.monotonic()
 
     def step_started(self, step: StepSpec, attempt: int, started_at: datetime) -> None:
         with self._db():
-            updated = StepRun.objects.filter(execution=self.execution, name=step.name).update(
-                status=StepRun.Status.RUNNING, attempts=attempt
-            )
-            if not updated:
-                StepRun.objects.create(
+            step_id = self.step_ids.get(step.name)
+            if step_id is None:
+                row = StepRun.objects.create(
                     execution=self.execution, name=step.name, type=step.type, attempts=attempt, started_at=started_at
                 )
+                self.step_ids[step.name] = row.pk
+            else:
+                StepRun.objects.filter(pk=step_id, status=StepRun.Status.RUNNING).update(attempts=attempt)
 
     def step_finished(self, outcome: StepOutcome) -> None:
+        """Record a finished step: one UPDATE of the row step_started wrote, or one INSERT if none."""
+        fields = {
+            "type": outcome.type,
+            "status": outcome.status,
+            "output": outcome.output if outcome.status == "succeeded" else None,
+            "error": outcome.error or "",
+            "attempts": outcome.attempts,
+            "started_at": outcome.started_at,
+            "finished_at": outcome.finished_at,
+            "span_id": outcome.span_id or "",
+        }
         with self._db():
-            StepRun.objects.update_or_create(
-                execution=self.execution,
-                name=outcome.name,
-                defaults={
-                    "type": outcome.type,
-                    "status": outcome.status,
-                    "output": outcome.output if outcome.status == "succeeded" else None,
-                    "error": outcome.error or "",
-                    "attempts": outcome.attempts,
-                    "started_at": outcome.started_at,
-                    "finished_at": outcome.finished_at,
-                    "span_id": outcome.span_id or "",
-                },
-            )
+            step_id = self.step_ids.get(outcome.name)
+            if step_id is None:
+                StepRun.objects.create(execution=self.execution, name=outcome.name, **fields)
+            else:
+                # Conditional: a cancel that marked the row cancelled meanwhile wins.
+                StepRun.objects.filter(pk=step_id, status=StepRun.Status.RUNNING).update(**fields)
         flow_metrics.step_finished(self.execution, outcome)
 
     def is_cancelled(self) -> bool:
+        if self.cancelled:
+            return True
+        if self.stop is not None and self.stop.is_set():
+            self.cancelled = True
+            with self._db():
+                execution_cancel(execution=Execution(pk=self.execution.pk))
+            return True
+        now = time.monotonic()
+        if now - self.checked_at < CANCEL_CHECK_SECONDS:
+            return False
+        self.checked_at = now
         with self._db():
-            return Execution.objects.filter(pk=self.execution.pk, status=Execution.Status.CANCELLED).exists()
+            self.cancelled = Execution.objects.filter(
+                pk=self.execution.pk, status=Execution.Status.CANCELLED
+            ).exists()
+        return self.cancelled
 
     def run_subflow(
         self, flow: str, inputs: Mapping[str, Any], depth: int, stop: threading.Event | None = None
     ) -> Mapping[str, Any]:
+        """Run a child execution; when `stop` is set, cancel it and return at once."""
         with self._db():
             child = execution_create(
                 flow=selectors.flow_get(name=flow),
@@ -324,7 +386,7 @@ class _StepRecorder:
                 user_agent=self.execution.user_agent,
                 parent=self.execution,
             )
-            child = execution_run(execution=child, depth=depth)
+            child = _run_child(child, depth, stop) if stop else execution_run(execution=child, depth=depth)
         if child.status != Execution.Status.SUCCEEDED:
             raise FlowError(f'sub-flow "{flow}" {child.status}: {child.error}')
         return child.outputs or {}
@@ -337,3 +399,27 @@ class _StepRecorder:
         finally:
             if threading.get_ident() != self.owner_thread:
                 connection.close()
+
+
+def _run_child(child: Execution, depth: int, stop: threading.Event) -> Execution:
+    """Run a sub-flow on its own thread so a set `stop` cancels it and returns without waiting for it."""
+    done = threading.Event()
+    context = contextvars.copy_context()  # the child's span stays under the calling step's span
+
+    def run_child() -> None:
+        # Boundary: the caller may have returned already; a crash here has nobody else to report to.
+        try:
+            context.run(execution_run, execution=child, depth=depth, stop=stop)
+        except Exception:
+            logger.exception("sub-flow execution %s crashed", child.pk)
+        finally:
+            connection.close()
+            done.set()
+
+    threading.Thread(target=run_child, name=f"flowexec-subflow-{child.pk}", daemon=True).start()
+    while not done.wait(CANCEL_CHECK_SECONDS):
+        if stop.is_set():
+            execution_cancel(execution=child)
+            raise ExecutionCancelled(f'sub-flow "{child.flow_name}" cancelled')
+    child.refresh_from_db()
+    return child

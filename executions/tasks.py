@@ -1,4 +1,4 @@
-"""Celery tasks: run an async execution on a worker, safely under at-least-once delivery.
+"""Celery tasks: a thin adapter that runs an async execution on a worker, safe under redelivery.
 
 The broker may deliver a task more than once (`acks_late`: a worker that dies before acknowledging
 leaves the message to be redelivered; the Redis transport also redelivers after its visibility
@@ -7,24 +7,22 @@ timeout). Every delivery therefore looks at the row first:
 - `pending`: run it. `services.execution_run` claims it with a conditional update, so of two
   concurrent deliveries exactly one runs the flow; the other returns.
 - finished (`succeeded`, `failed`, `cancelled`): nothing to do.
-- `running`, and its runner is alive (it reported within FLOWEXEC_STALE_AFTER and is not a process
-  on this host that is gone): another delivery is running it; check again a heartbeat later (a
-  retry), never run it a second time.
-- `running`, and its runner is dead: finish it `failed` with the reason (the same rule as
-  services.execution_fail_stale). Steps are not assumed safe to re-run, so it is not re-run.
+- `running`, and its runner is alive (`runner.is_alive`, the one liveness rule): another delivery
+  is running it; check again a heartbeat later (a retry), never run it a second time.
+- `running`, and its runner is dead: finish it `failed` with the reason. Steps are not assumed
+  safe to re-run, so it is not re-run.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
 
 from executions import conf, runner, selectors, services
 from executions.models import Execution
-from flowexec.celery import app
+from flowexec.celery_app import app
 
 logger = logging.getLogger(__name__)
 
@@ -41,27 +39,15 @@ def run_execution(self: Any, execution_id: str) -> str:
         logger.warning("execution %s does not exist; dropping its task", execution_id)
         return "missing"
     if execution.status == Execution.Status.PENDING:
-        execution = services.execution_run(execution=execution)
-        return execution.status
+        return services.execution_run(execution=execution).status
     if execution.is_finished:
         logger.info("execution %s already %s; redelivered task does nothing", execution_id, execution.status)
         return "duplicate"
-    stale_after = float(conf.get("FLOWEXEC_STALE_AFTER"))
-    if runner_alive(execution, stale_after=timedelta(seconds=stale_after)):
-        # Another delivery is running it: watch, at the heartbeat's pace, until it finishes or its
-        # runner dies (a process here that is gone is seen at the next check, a silent one within
-        # stale_after).
-        check_again = max(stale_after / 4, 1.0)
-        logger.info("execution %s is running on %s; checking again in %.0fs", execution_id, execution.runner,
+    stale_after = conf.seconds("FLOWEXEC_STALE_AFTER")
+    if runner.is_alive(execution.runner, execution.heartbeat_at, now=timezone.now(), stale_after=stale_after):
+        check_again = runner.heartbeat_period(stale_after)
+        logger.info("execution %s is running on %s; checking again in %.1fs", execution_id, execution.runner,
                     check_again)
         raise self.retry(countdown=check_again)
     services.execution_fail(execution_id=execution.pk, reason=WORKER_DIED.format(runner=execution.runner))
     return Execution.Status.FAILED
-
-
-def runner_alive(execution: Execution, *, stale_after: timedelta) -> bool:
-    """True while the execution's runner is a live process here, or has reported within stale_after."""
-    if not execution.runner or runner.runner_is_dead_here(execution.runner):
-        return False
-    heartbeat = execution.heartbeat_at
-    return heartbeat is not None and heartbeat >= timezone.now() - stale_after

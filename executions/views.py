@@ -10,7 +10,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from executions import selectors, services
+from executions import selectors, services, submission
 from executions.filters import ExecutionFilter
 from executions.models import Execution, Flow
 from executions.parsers import YAMLParser
@@ -76,7 +76,7 @@ class ExecutionViewSet(
     def create(self, request: Request) -> Response:
         params = ExecutionCreateInput(data=request.data)
         params.is_valid(raise_exception=True)
-        execution = services.execution_submit(
+        execution = submission.execution_submit(
             **params.validated_data,
             request_id=_request_id(request),
             user_agent=request.headers.get("User-Agent", ""),

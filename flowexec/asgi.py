@@ -8,8 +8,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowexec.settings")
 django.setup(set_prefix=False)
 
-from executions.startup import on_process_start  # noqa: E402 - needs Django set up first
+from flowexec import bootstrap  # noqa: E402 - needs Django set up first
 
-on_process_start("flowexec-service")
+bootstrap.start("flowexec-service", serve=True)
 
 application = get_asgi_application()

@@ -1,57 +1,44 @@
-"""The Celery app that runs async executions on workers: `celery -A flowexec worker`.
+"""The Celery worker entry point: `celery -A flowexec worker` runs async executions.
 
-`celery -A flowexec` finds this module as `flowexec.celery` (the `flowexec` package itself stays
-cheap to import: the CLI never loads Django or Celery). Configuration comes from the CELERY_* block
-of flowexec/settings.py, read from FLOWEXEC_BROKER_URL and friends.
+`celery -A flowexec` finds the app here as `flowexec.celery.app` (the `flowexec` package itself
+stays cheap to import: the CLI never loads Django or Celery). Configuration comes from the
+CELERY_* block of flowexec/settings.py, read from FLOWEXEC_BROKER_URL and friends.
 
-Each worker process traces itself: the TracerProvider (service.name `flowexec-worker`) and the
-Celery instrumentation are set up in `worker_process_init`, i.e. in the prefork child after the
-fork (or in the solo pool's only process), never in the parent, whose BatchSpanProcessor thread
-would not survive the fork.
+Each worker process starts itself through flowexec.bootstrap in `worker_process_init`, i.e. in the
+prefork child after the fork (or in the solo pool's only process), never in the parent, whose
+BatchSpanProcessor thread would not survive the fork: its own TracerProvider (service.name
+`flowexec-worker`, Celery instrumented once), the start-up pass and the periodic sweep.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from celery import Celery, signals
+from celery import signals
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowexec.settings")
+from flowexec.celery_app import app
+
+__all__ = ["app"]
 
 WORKER_SERVICE_NAME = "flowexec-worker"
 
-app = Celery("flowexec", include=["executions.tasks"])
-app.config_from_object("django.conf:settings", namespace="CELERY")
-# Prefork children log through Django's LOGGING (trace ids on every line) straight to the worker's stderr.
-# Redirected into Celery's logger instead, their handler wrote into that proxy and every line was dropped.
-app.conf.worker_redirect_stdouts = False
-
 
 @signals.worker_process_init.connect(weak=False)
-def _trace_worker_process(**_: Any) -> None:
-    """Give this worker process its own provider, instrument Celery, fail executions a crash left."""
+def _start_worker_process(**_: Any) -> None:
+    """Start this worker process: tracing, the start-up pass, the heartbeat and sweep."""
     import django
 
     django.setup()
-    from executions.startup import on_process_start
+    # Lazy: the bootstrap imports the models, which need django.setup() first.
+    from flowexec import bootstrap
 
-    on_process_start(WORKER_SERVICE_NAME)
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
-
-    instrumentor = CeleryInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        # The run span continues the publisher's trace (and carries its baggage) from the headers.
-        instrumentor.instrument()
+    bootstrap.start(WORKER_SERVICE_NAME, serve=True)
 
 
 @signals.worker_process_shutdown.connect(weak=False)
-def _flush_worker_spans(**_: Any) -> None:
-    """Export what this process still buffers before it exits (bounded, a dead backend never hangs it)."""
-    from tracing.log_export import shutdown_logs
-    from tracing.metrics import shutdown_metrics
-    from tracing.provider import flush_and_shutdown
+def _stop_worker_process(**_: Any) -> None:
+    """Stop the heartbeat and export what this process still buffers (bounded)."""
+    # Lazy: see above; this module is imported before Django is set up.
+    from flowexec import bootstrap
 
-    shutdown_metrics()
-    shutdown_logs()
-    flush_and_shutdown()
+    bootstrap.stop()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from executions import conf as executions_conf
+from tracing import conf as tracing_conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,15 +44,55 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def shared_debug_secret_key(path: Path) -> str:
+    """A random key made once and kept in `path`, so every process of a DEBUG service signs alike.
+
+    Without it each gunicorn worker would make its own key and half the admin's requests would
+    bounce to the login page. The first process to finish writing wins (an atomic link); the
+    others read its key.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    draft.write_text(secrets.token_urlsafe(50))
+    draft.chmod(0o600)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
+
+
 DEBUG = env_bool("DJANGO_DEBUG")
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is not 1")
-    SECRET_KEY = secrets.token_urlsafe(50)
+    SECRET_KEY = shared_debug_secret_key(BASE_DIR / "var" / "debug_secret_key")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# HTTPS in production (DEBUG off): redirect, secure cookies; HSTS is opt-in because browsers keep it.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes speak plain HTTP to the instance
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD")
+# Behind a TLS-terminating proxy: `HTTP_X_FORWARDED_PROTO,https` trusts that header for is_secure().
+if _proxy_header := env_list("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    if len(_proxy_header) != 2:
+        raise ImproperlyConfigured(
+            "DJANGO_SECURE_PROXY_SSL_HEADER must be HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -154,21 +198,44 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
-# --- flowexec: executions (defaults and meaning in executions/conf.py) ---
-FLOWEXEC_HTTP_ALLOWED_HOSTS = env_list("FLOWEXEC_HTTP_ALLOWED_HOSTS", "127.0.0.1:*,localhost:*" if DEBUG else "")
-FLOWEXEC_BROKER_URL = os.environ.get("FLOWEXEC_BROKER_URL", "")
-FLOWEXEC_PYTHON_FUNCTIONS = env_list("FLOWEXEC_PYTHON_FUNCTIONS")
-FLOWEXEC_STEP_WORKERS = env_int("FLOWEXEC_STEP_WORKERS", 4)
-FLOWEXEC_ASYNC_WORKERS = env_int("FLOWEXEC_ASYNC_WORKERS", 4)
+# --- flowexec: FLOWEXEC_* settings -------------------------------------------------------------
+# Defaults and meaning live in executions/conf.py and tracing/conf.py (their DEFAULTS take effect);
+# a setting is set here only when its environment variable is given, parsed after the default's
+# type. executions/checks.py validates the values at start-up.
 
-# --- flowexec: tracing (defaults and meaning in tracing/conf.py) ---
-FLOWEXEC_TRACE_URL_TEMPLATE = os.environ.get("FLOWEXEC_TRACE_URL_TEMPLATE", "")
-FLOWEXEC_RECORD_CONTENT = env_bool("FLOWEXEC_RECORD_CONTENT", True)
-FLOWEXEC_TRACE_DATABASE = env_bool("FLOWEXEC_TRACE_DATABASE", False)
-FLOWEXEC_OTLP_RECEIVER_AUTH = env_bool("FLOWEXEC_OTLP_RECEIVER_AUTH", True)
-FLOWEXEC_OTLP_MAX_BYTES = env_int("FLOWEXEC_OTLP_MAX_BYTES", 8 * 1024 * 1024)
-FLOWEXEC_SPAN_RETENTION_DAYS = env_int("FLOWEXEC_SPAN_RETENTION_DAYS", 7)
-FLOWEXEC_SPAN_RETENTION_MAX_ROWS = env_int("FLOWEXEC_SPAN_RETENTION_MAX_ROWS", 200_000)
+
+def env_value(name: str, default: Any) -> Any:
+    """The variable `name` parsed like `default` (bool, int, float, list or str); a bad value names it."""
+    raw = os.environ[name]
+    if isinstance(default, bool):
+        return env_bool(name)
+    if isinstance(default, int):
+        return env_int(name, default)
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+    if isinstance(default, list):
+        return env_list(name)
+    if isinstance(default, str):
+        return raw
+    raise ImproperlyConfigured(f"{name} cannot be set from the environment; set it in a settings module")
+
+
+_FLOWEXEC_DEFAULTS = {**executions_conf.DEFAULTS, **tracing_conf.DEFAULTS}
+globals().update({
+    name: env_value(name, default) for name, default in _FLOWEXEC_DEFAULTS.items() if os.environ.get(name)
+})
+if DEBUG and "FLOWEXEC_HTTP_ALLOWED_HOSTS" not in os.environ:
+    # The demo's flows call the service itself; production allows no host until one is named.
+    FLOWEXEC_HTTP_ALLOWED_HOSTS = ["127.0.0.1:*", "localhost:*"]
+
+
+def flowexec_setting(name: str) -> Any:
+    """The effective value of a FLOWEXEC_* setting while this module is read (for the Celery block)."""
+    return globals().get(name, _FLOWEXEC_DEFAULTS[name])
+
 
 LOGGING = {
     "version": 1,
@@ -196,35 +263,16 @@ LOGGING = {
 # --- flowexec: scale-out (Celery workers; see docs/scale-out.md) ---------------------------------
 # Read only when FLOWEXEC_BROKER_URL is set: the service publishes async executions as
 # `executions.tasks.run_execution` and `celery -A flowexec worker` processes run them.
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from exc
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-# A running execution whose runner has not reported for this long is failed as interrupted.
-FLOWEXEC_STALE_AFTER = _env_seconds("FLOWEXEC_STALE_AFTER", 60.0)
-# Redis transport: an unacknowledged task (its worker was killed) goes back to the queue after this long.
-FLOWEXEC_BROKER_VISIBILITY_TIMEOUT = _env_seconds("FLOWEXEC_BROKER_VISIBILITY_TIMEOUT", 3600.0)
-
-CELERY_BROKER_URL = FLOWEXEC_BROKER_URL or None
+_visibility_timeout = float(flowexec_setting("FLOWEXEC_BROKER_VISIBILITY_TIMEOUT"))
+CELERY_BROKER_URL = flowexec_setting("FLOWEXEC_BROKER_URL") or None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": FLOWEXEC_BROKER_VISIBILITY_TIMEOUT,
+    "visibility_timeout": _visibility_timeout,
     # How often workers look for expired unacknowledged tasks: often enough for the timeout above.
-    "unacked_restore_interval": max(1, min(10, int(FLOWEXEC_BROKER_VISIBILITY_TIMEOUT / 4))),
-    "unacked_restore_throttle": 1 if FLOWEXEC_BROKER_VISIBILITY_TIMEOUT <= 300 else 10,
+    "unacked_restore_interval": max(1, min(10, int(_visibility_timeout / 4))),
+    "unacked_restore_throttle": 1 if _visibility_timeout <= 300 else 10,
 }
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("FLOWEXEC_CELERY_QUEUE", "") or "flowexec"
+CELERY_TASK_DEFAULT_QUEUE = flowexec_setting("FLOWEXEC_CELERY_QUEUE")
 # At-least-once: acknowledge after the task ran, one task reserved per worker process, and a task
 # whose worker process died goes back to the queue (executions.tasks makes redelivery safe).
 CELERY_TASK_ACKS_LATE = True
@@ -234,4 +282,8 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A task that runs away is killed (its execution then fails as interrupted); a child process is
+# replaced after this many tasks, so a leak in a step function cannot grow forever.
+CELERY_TASK_TIME_LIMIT = float(flowexec_setting("FLOWEXEC_TASK_TIME_LIMIT"))
+CELERY_WORKER_MAX_TASKS_PER_CHILD = int(flowexec_setting("FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD"))
 # --- end of scale-out block ---------------------------------------------------------------------

@@ -12,8 +12,10 @@ PIDFILE=var/server.pid
 
 stop_server() {
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    # SIGTERM: running executions get FLOWEXEC_SHUTDOWN_GRACE (20 s) to finish; queued ones stay
+    # pending and run at the next start.
     kill "$(cat "$PIDFILE")"
-    for _ in $(seq 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 400); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
     echo "stopped the service (pid $(cat "$PIDFILE"))"
   fi
   rm -f "$PIDFILE"
@@ -24,9 +26,7 @@ if [ "${1:-}" = "stop" ]; then stop_server; exit 0; fi
 scripts/bootstrap.sh
 export DJANGO_DEBUG=1
 # DATABASE_URL unset: the default db.sqlite3 beside manage.py, so `python manage.py ...` sees it too.
-# One secret for every process of the demo, so admin sessions survive a restart.
-export DJANGO_SECRET_KEY=${DJANGO_SECRET_KEY:-$(cat var/secret 2>/dev/null || .venv/bin/python -c \
-  "import secrets; print(secrets.token_urlsafe(50))" | tee var/secret)}
+# No DJANGO_SECRET_KEY needed: with DEBUG every process shares the key kept in var/debug_secret_key.
 PY=.venv/bin/python
 
 echo "==> database and example flows"
@@ -35,7 +35,7 @@ $PY manage.py loadflows examples/flows
 TOKEN=$($PY manage.py createdemo --username demo --password demo)
 
 stop_server
-echo "==> starting the service on $URL (gunicorn, 2 workers; log: var/server.log)"
+echo "==> starting the service on $URL (gunicorn, 2 gthread workers; log: var/server.log)"
 GUNICORN_BIND=127.0.0.1:$PORT nohup .venv/bin/gunicorn -c flowexec/gunicorn.conf.py flowexec.wsgi \
   >var/server.log 2>&1 &
 echo $! > "$PIDFILE"

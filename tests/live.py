@@ -147,12 +147,16 @@ def start_service(
     env: dict[str, str] | None = None,
     server: str = "runserver",
     workers: int = 2,
+    database_url: str | None = None,
     launcher: bool = False,
 ) -> LiveService:
-    """Start the service on a free port and wait until /healthz answers (under opentelemetry-instrument if asked)."""
+    """Start the service on a free port and wait until /healthz answers.
+
+    On `database_url`, or a fresh database; under opentelemetry-instrument if `launcher`.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    database_url = _database_for(directory)
+    database_url = database_url or _database_for(directory)
     port = free_port()
     server_env = base_env(DATABASE_URL=database_url, **(env or {}))
     if server == "gunicorn":

@@ -185,6 +185,7 @@ class _Env:
 
 def _resource(env: _Env, defaults: ProcessDefaults) -> dict[str, str]:
     """Defaults, then OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME (the SDK's precedence)."""
+    # Lazy: importing tracing.config must not need the flowexec package until a resource is built.
     from flowexec import __version__
 
     attributes = {SERVICE_NAME: defaults.service_name, SERVICE_VERSION: __version__}

@@ -98,6 +98,7 @@ def console_exporter(config: TracingConfig) -> ExporterSpec:
 
 def jaeger_exporter(config: TracingConfig) -> ExporterSpec:
     """Compact thrift over UDP to the configured Jaeger agent (tracing/jaeger.py explains the compat step)."""
+    # Lazy: the Jaeger compatibility step imports thrift, worth it only when selected.
     from tracing import jaeger
 
     host, port = config.jaeger_agent

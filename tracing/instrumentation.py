@@ -46,6 +46,7 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
     with _lock:
         if _state is not None:
             return _state
+        # Lazy: the store exporter imports the span model, which needs Django set up.
         from tracing.store.exporter import store_exporter
 
         exporters.register_exporter("store", store_exporter)
@@ -60,12 +61,14 @@ def _configure_metrics_and_logs(service_name: str, *, store: bool) -> None:
 
     With the embedded span store, the log lines logged inside a trace go to the store too.
     """
+    # Lazy: the metrics and logs SDK parts load only when this process configures them.
     from tracing.log_export import configure_logs
     from tracing.metrics import configure_metrics
 
     configure_metrics(service_name)
     configure_logs(service_name)
     if store:
+        # Lazy: the log store imports the log model, which needs Django set up.
         from tracing.log_store import install_log_store
 
         install_log_store()

@@ -117,6 +117,7 @@ def configure_logs(service_name: str) -> LogsState:
     with _lock:
         if _state is not None:
             return _state
+        # Lazy: tracing.metrics pulls in the metrics SDK, needed here only once logs are configured.
         from tracing.metrics import shared_resource
         if telemetry.sdk_disabled():
             state = LogsState(False, None, None, (), "log export disabled (OTEL_SDK_DISABLED=true)")

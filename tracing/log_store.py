@@ -44,6 +44,7 @@ class StoreLogHandler(logging.Handler):
         span_context = trace.get_current_span().get_span_context()
         if not span_context.is_valid:
             return
+        # Lazy: this handler is built while logging is configured, before our other modules load.
         from tracing.redaction import active_mask
 
         # Masked here, in the logging thread, where the execution's secret values are active.
@@ -68,6 +69,7 @@ class StoreLogHandler(logging.Handler):
         """Write everything queued now (the writer thread does this every FLUSH_INTERVAL_SECONDS)."""
         from django.db import DatabaseError, connection
 
+        # Lazy: the model needs Django's app registry, not ready yet when logging is configured.
         from tracing.models import LogLine
 
         with self._write_lock:
@@ -94,6 +96,7 @@ class StoreLogHandler(logging.Handler):
         """Keep log lines as long as spans (FLOWEXEC_SPAN_RETENTION_DAYS)."""
         if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
             return
+        # Lazy: the model needs Django's app registry (see flush); settings are read at call time.
         from tracing import conf
         from tracing.models import LogLine
 
@@ -127,6 +130,7 @@ def install_log_store() -> StoreLogHandler:
 
 def log_lines(trace_id: str, limit: int = 500) -> list[Any]:
     """The stored log lines of one trace in time order (at most limit)."""
+    # Lazy: the model needs Django's app registry (see flush).
     from tracing.models import LogLine
 
     return list(LogLine.objects.filter(trace_id=trace_id).order_by("time", "id")[:limit])

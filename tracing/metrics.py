@@ -164,6 +164,7 @@ def shared_resource(service_name: str) -> Resource:
     resource = getattr(trace.get_tracer_provider(), "resource", None)
     if isinstance(resource, Resource):
         return resource
+    # Lazy: the resource comes from the tracing configuration only when a MeterProvider is made.
     from tracing.config import ProcessDefaults, tracing_config
     from tracing.provider import build_resource
 

@@ -152,6 +152,7 @@ def build_propagator(config: TracingConfig) -> tuple[TextMapPropagator, tuple[st
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.util._importlib_metadata import entry_points
 
+    # Lazy: like the SDK's own propagators, loaded only when propagation is configured.
     from tracing.propagation import RequestIdPropagator, W3CTraceContextPropagator
 
     if "none" in config.propagators:

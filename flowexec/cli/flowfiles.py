@@ -40,6 +40,7 @@ def _read(file: Path) -> bytes:
 
 def apply(api: ApiClient, paths: Sequence[str], *, out: IO[str], err: IO[str], as_json: bool) -> int:
     """POST each definition; print created/unchanged per file and every problem; exit 2 if any file failed."""
+    # Lazy: the client imports urllib3 (~90 ms); only commands that talk to the service pay for it.
     from flowexec.cli.client import problems_of
 
     results: list[dict[str, Any]] = []
@@ -75,6 +76,7 @@ class _AnyFunction(Mapping[str, Callable[..., Any]]):
 
 def validate(paths: Sequence[str], *, out: IO[str], err: IO[str], as_json: bool) -> int:
     """Check each definition with the service's own engine, locally; every problem, exit 2 if any."""
+    # Lazy: only `validate` needs the engine and its YAML parser.
     from executions.engine import EngineConfig, FlowValidationError, parse
 
     config = EngineConfig(python_functions=_AnyFunction())

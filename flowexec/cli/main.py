@@ -45,6 +45,7 @@ def _local_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run one command inside its root span, then flush the spans (bounded)."""
+    # Lazy: `--help` and usage errors must not import urllib3 or the OpenTelemetry SDK.
     from flowexec.cli.client import ApiClient
     from flowexec.cli.telemetry import Tracing, command_span
 

@@ -60,6 +60,7 @@ def token_allowed(otlp: OtlpConfig, service_url: str) -> bool:
 
 def cli_tracing_config(settings: Settings, environ: Mapping[str, str]) -> TracingConfig:
     """OTLP to the service's /v1/traces by default (OTEL_* override); the token only where token_allowed."""
+    # Lazy: the tracing configuration imports the SDK, which only traced commands pay for.
     from tracing.config import ProcessDefaults, tracing_config
 
     defaults = ProcessDefaults(
@@ -89,12 +90,14 @@ class Tracing:
     @classmethod
     def start(cls, settings: Settings) -> Tracing:
         """Configure the provider (and a MeterProvider when OTEL_METRICS_EXPORTER asks) and instrument urllib3."""
+        # Lazy: only a traced command imports the SDK.
         from tracing import telemetry
         from tracing.provider import configure_tracing
 
         state = configure_tracing(cli_tracing_config(settings, os.environ))
         metrics = telemetry.metrics_requested()
         if metrics:
+            # Lazy: the metrics SDK loads only when OTEL_METRICS_EXPORTER asks for it.
             from tracing.metrics import configure_metrics
 
             configure_metrics(settings.service_name)
@@ -107,10 +110,12 @@ class Tracing:
     def stop(self) -> None:
         """Flush and shut down, giving up after FLUSH_TIMEOUT_SECONDS (a dead backend must not hang us)."""
         if self.metrics:
+            # Lazy: as above.
             from tracing.metrics import shutdown_metrics
 
             shutdown_metrics(timeout_seconds=FLUSH_TIMEOUT_SECONDS)
         if self.enabled:
+            # Lazy: as above, only a traced command imports the SDK.
             from tracing.provider import flush_and_shutdown
 
             flush_and_shutdown(timeout_seconds=FLUSH_TIMEOUT_SECONDS)

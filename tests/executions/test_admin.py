@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from executions import pages, services
+from executions import pages, services, submission
 from executions.models import Execution, StepRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,8 +31,8 @@ def executions(make_flow: Any) -> list[Execution]:
     make_flow(name="hello", steps=[{"name": "a", "type": "template", "template": "x"}])
     make_flow(name="broken", steps=[{"name": "boom", "type": "fail"}])
     runs = [
-        services.execution_submit(flow="hello", inputs={}, request_id="req-one"),
-        services.execution_submit(flow="broken", inputs={}, request_id="req-two"),
+        submission.execution_submit(flow="hello", inputs={}, inline=True, request_id="req-one"),
+        submission.execution_submit(flow="broken", inputs={}, inline=True, request_id="req-two"),
     ]
     # Known trace ids, so the search test does not depend on tracing being enabled.
     for run, trace_id in zip(runs, ["1" * 32, "2" * 32], strict=True):
@@ -100,7 +100,7 @@ def test_execution_page_lists_every_step_in_dependency_order_never_started_ones_
         {"name": "boom", "type": "fail", "after": ["fetch"]},
         {"name": "later", "type": "template", "template": "x", "after": ["boom"]},
     ])  # fmt: skip
-    execution = services.execution_submit(flow="ordered", inputs={})
+    execution = submission.execution_submit(flow="ordered", inputs={}, inline=True)
     page = staff_client.get(f"/admin/executions/execution/{execution.pk}/change/").content.decode()
     rows = step_rows(page)
     assert [name for name, _ in rows] == ["fetch", "report", "boom", "later"]
@@ -112,7 +112,7 @@ def test_execution_page_shows_milliseconds_readable_durations_and_capped_output(
     staff_client: Client, make_flow: Any
 ) -> None:
     make_flow(name="big", steps=[{"name": "long", "type": "template", "template": "y" * 5000}])
-    execution = services.execution_submit(flow="big", inputs={})
+    execution = submission.execution_submit(flow="big", inputs={}, inline=True)
     start = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
     step_end = start + timedelta(microseconds=5519)
     StepRun.objects.filter(execution=execution).update(started_at=start, finished_at=step_end)
@@ -129,7 +129,7 @@ def test_execution_page_shows_milliseconds_readable_durations_and_capped_output(
 def test_parent_and_child_executions_link_to_each_other(staff_client: Client, make_flow: Any) -> None:
     make_flow(name="leaf", steps=[{"name": "hi", "type": "template", "template": "hi"}])
     make_flow(name="outer", steps=[{"name": "sub", "type": "flow", "flow": "leaf"}])
-    parent = services.execution_submit(flow="outer", inputs={})
+    parent = submission.execution_submit(flow="outer", inputs={}, inline=True)
     child = Execution.objects.get(parent=parent)
     parent_page = staff_client.get(f"/admin/executions/execution/{parent.pk}/change/").content.decode()
     child_url = f"/admin/executions/execution/{child.pk}/change/"

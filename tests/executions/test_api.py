@@ -253,13 +253,13 @@ def test_oversized_body_is_a_json_error(api_client: APIClient, settings: Any) ->
 def test_unexpected_error_is_a_json_500_even_with_debug(
     api_client: APIClient, monkeypatch: pytest.MonkeyPatch, settings: Any, spans: Any
 ) -> None:
-    from executions import services
+    from executions import submission
 
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("bug in a service")
 
     settings.DEBUG = True
-    monkeypatch.setattr(services, "execution_submit", broken)  # stands in for any unforeseen bug
+    monkeypatch.setattr(submission, "execution_submit", broken)  # stands in for any unforeseen bug
     response = api_client.post("/api/executions/", {"flow": "hello"}, format="json")
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal server error."}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from executions import services, stats
+from executions import stats, submission
 from executions.models import Execution
 from tests.tracing.test_metrics import FLOW_X
 
@@ -21,8 +21,10 @@ def run_known_set(make_flow: Any) -> list[Execution]:
     """3 succeeded and 1 failed execution of flow-x, plus one of another flow."""
     make_flow(**FLOW_X)
     make_flow(name="other", steps=[{"name": "hello", "type": "template", "template": "hi"}])
-    executions = [services.execution_submit(flow="flow-x", inputs={"text": t}) for t in ("1", "[2]", '"3"', "no")]
-    services.execution_submit(flow="other", inputs={})
+    executions = [
+        submission.execution_submit(flow="flow-x", inputs={"text": t}, inline=True) for t in ("1", "[2]", '"3"', "no")
+    ]
+    submission.execution_submit(flow="other", inputs={}, inline=True)
     return executions
 
 

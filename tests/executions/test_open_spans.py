@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from executions import services
+from executions import submission
 from executions.models import Execution, StepRun
 from executions.open_spans import open_spans
 from flowexec.cli.render import render_trace
@@ -104,7 +104,7 @@ def test_a_running_async_execution_shows_its_sleeping_step_and_child_execution_i
         {"name": "quick", "type": "template", "template": "x"},
         {"name": "sub", "type": "flow", "flow": "napper", "after": ["quick"]},
     ])  # fmt: skip
-    execution = services.execution_submit(flow="parent", inputs={}, wait=False)
+    execution = submission.execution_submit(flow="parent", inputs={}, wait=False)
     try:
         nap = wait_until(
             lambda: StepRun.objects.filter(name="nap", status=StepRun.Status.RUNNING).first(),

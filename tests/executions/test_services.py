@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from executions import runner, services
+from executions import runner, services, submission
 from executions.models import Execution, StepRun
-from executions.startup import on_process_start
 from tests.live import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run(flow: Any, **inputs: Any) -> Execution:
-    return services.execution_submit(flow=flow.name, inputs=inputs, client="api")
+    return submission.execution_submit(flow=flow.name, inputs=inputs, inline=True, client="api")
 
 
 def test_independent_branches_run_concurrently(make_flow: Any) -> None:
@@ -134,7 +136,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_execution_left_running_by_a_crash_is_failed_at_start_up(make_flow: Any) -> None:
+def test_execution_left_running_by_a_crash_is_failed_by_the_sweep(make_flow: Any) -> None:
     flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"}])
     crashed = services.execution_create(flow=flow, inputs={})
     dead_runner = f"{runner.HOSTNAME}:{_dead_pid()}:deadbeef"
@@ -150,7 +152,7 @@ def test_execution_left_running_by_a_crash_is_failed_at_start_up(make_flow: Any)
         status=Execution.Status.RUNNING, runner="other-host:1:cafe", heartbeat_at=timezone.now()
     )
 
-    on_process_start("flowexec-service")
+    assert services.execution_fail_stale() == 1
 
     crashed.refresh_from_db()
     assert crashed.status == Execution.Status.FAILED
@@ -168,7 +170,7 @@ def test_execution_whose_runner_stopped_reporting_is_failed(make_flow: Any) -> N
         runner="other-host:1:cafe",
         heartbeat_at=timezone.now() - timedelta(minutes=10),
     )
-    assert services.execution_fail_stale(stale_after=timedelta(seconds=60)) == 1
+    assert services.execution_fail_stale(stale_after=60) == 1
     silent.refresh_from_db()
     assert silent.status == Execution.Status.FAILED and "other-host:1:cafe" in silent.error
 
@@ -190,7 +192,7 @@ def test_execution_queued_in_this_process_is_kept_alive_by_the_heartbeat(make_fl
     )
     with runner.owning(str(queued.pk)):
         services.execution_heartbeat(execution_ids=runner.active_ids())
-        assert services.execution_fail_stale(stale_after=timedelta(seconds=60)) == 0
+        assert services.execution_fail_stale(stale_after=60) == 0
     queued.refresh_from_db()
     assert queued.status == Execution.Status.PENDING
 
@@ -204,3 +206,211 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions(db: None) -> None:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
     assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+# --- where executions run: bounded sync wait, graceful stop, orphans -------------------------
+
+
+def test_sync_submit_waits_only_up_to_the_bound_and_returns_the_execution_still_running(
+    make_flow: Any, settings: Any
+) -> None:
+    settings.FLOWEXEC_SYNC_WAIT = 0.3
+    flow = make_flow(steps=[{"name": "nap", "type": "sleep", "seconds": 3}])
+    started = time.monotonic()
+    execution = submission.execution_submit(flow=flow.name, inputs={}, wait=True)
+    assert time.monotonic() - started < 2
+    assert execution.status in (Execution.Status.PENDING, Execution.Status.RUNNING)
+    # It still runs to the end, off the request, on this process's pool.
+    wait_until(lambda: Execution.objects.get(pk=execution.pk).is_finished, timeout=15, message="the run")
+    assert Execution.objects.get(pk=execution.pk).status == Execution.Status.SUCCEEDED
+
+
+def test_sync_api_request_past_the_bound_answers_202_with_the_running_execution(
+    api_client: Any, make_flow: Any, settings: Any
+) -> None:
+    settings.FLOWEXEC_SYNC_WAIT = 0.3
+    flow = make_flow(steps=[{"name": "nap", "type": "sleep", "seconds": 3}])
+    response = api_client.post("/api/executions/", {"flow": flow.name}, format="json")
+    assert response.status_code == 202
+    assert response.json()["status"] in ("pending", "running")
+    wait_until(lambda: Execution.objects.get(pk=response.json()["id"]).is_finished, timeout=15, message="run")
+
+
+@pytest.fixture
+def fresh_pool(monkeypatch: Any) -> Any:
+    """This test's own in-process pool and stop flag, so stopping it leaves the other tests' alone."""
+    monkeypatch.setattr(submission, "_pool", None)
+    monkeypatch.setattr(submission, "_stopping", threading.Event())
+    monkeypatch.setattr(submission, "_queued", {})
+    monkeypatch.setattr(submission, "_running", set())
+    return submission
+
+
+def test_graceful_stop_finishes_running_executions_and_leaves_queued_ones_pending(
+    make_flow: Any, settings: Any, fresh_pool: Any
+) -> None:
+    settings.FLOWEXEC_ASYNC_WORKERS = 1
+    flow = make_flow(steps=[{"name": "nap", "type": "sleep", "seconds": 0.5}])
+    first, queued = (submission.execution_submit(flow=flow.name, inputs={}, wait=False) for _ in range(2))
+    wait_until(lambda: Execution.objects.get(pk=first.pk).status == Execution.Status.RUNNING, timeout=10,
+               message="the first run to start")
+
+    assert submission.stop(grace=10) == 0
+
+    assert Execution.objects.get(pk=first.pk).status == Execution.Status.SUCCEEDED
+    queued.refresh_from_db()
+    assert queued.status == Execution.Status.PENDING and queued.runner == runner.runner_id()
+    assert str(queued.pk) not in runner.active_ids()  # no longer reported: adopted once this process is gone
+
+
+def test_graceful_stop_fails_what_outlives_the_grace_period_with_the_reason(
+    make_flow: Any, fresh_pool: Any
+) -> None:
+    flow = make_flow(steps=[{"name": "nap", "type": "sleep", "seconds": 30}])
+    long = submission.execution_submit(flow=flow.name, inputs={}, wait=False)
+    wait_until(lambda: StepRun.objects.filter(execution=long, name="nap").exists(), timeout=10, message="nap")
+    started = time.monotonic()
+    assert submission.stop(grace=0.5) == 1
+    assert time.monotonic() - started < 5
+    long.refresh_from_db()
+    assert long.status == Execution.Status.FAILED and "the service stopped" in long.error
+    Execution.objects.filter(pk=long.pk).update(status=Execution.Status.CANCELLED)  # ends its sleep step
+    wait_until(lambda: not fresh_pool._running, timeout=10, message="the abandoned run to wind down")
+
+
+def test_pending_execution_of_a_dead_runner_is_adopted_and_run(make_flow: Any, fresh_pool: Any) -> None:
+    flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"}])
+    orphan = services.execution_create(flow=flow, inputs={})
+    Execution.objects.filter(pk=orphan.pk).update(runner=f"{runner.HOSTNAME}:{_dead_pid()}:deadbeef")
+    never_owned = services.execution_create(flow=flow, inputs={}, owned=False)  # a broker's to run
+
+    assert submission.resume_orphans() == 1
+
+    wait_until(lambda: Execution.objects.get(pk=orphan.pk).is_finished, timeout=10, message="the orphan")
+    assert Execution.objects.get(pk=orphan.pk).status == Execution.Status.SUCCEEDED
+    assert Execution.objects.get(pk=never_owned.pk).status == Execution.Status.PENDING
+
+
+# --- cancel cascades, and nothing succeeds after it ---------------------------------------------
+
+
+def _two_levels(make_flow: Any) -> Any:
+    child = make_flow(name=f"child-{uuid.uuid4().hex[:6]}", steps=[{"name": "nap", "type": "sleep", "seconds": 30}])
+    return make_flow(steps=[{"name": "call", "type": "flow", "flow": child.name, "timeout": 60}])
+
+
+def test_cancelling_a_parent_cancels_its_running_child(make_flow: Any) -> None:
+    parent_flow = _two_levels(make_flow)
+    parent = services.execution_create(flow=parent_flow, inputs={})
+    worker = threading.Thread(target=services.execution_run, kwargs={"execution": parent})
+    worker.start()
+    child = wait_until(lambda: Execution.objects.filter(parent=parent, status="running").first(), timeout=10,
+                       message="the child to run")
+
+    services.execution_cancel(execution=parent)
+
+    child.refresh_from_db()
+    assert child.status == Execution.Status.CANCELLED and "parent" in child.error
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert not StepRun.objects.filter(execution__in=[parent, child], status=StepRun.Status.SUCCEEDED).exists()
+
+
+def test_run_subflow_with_stop_set_cancels_the_child_and_returns_promptly(make_flow: Any) -> None:
+    parent_flow = _two_levels(make_flow)
+    parent = services.execution_create(flow=parent_flow, inputs={})
+    stop = threading.Event()
+    recorder = services._StepRecorder(parent)
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            recorder.run_subflow(parent_flow.definition["steps"][0]["flow"], {}, 1, stop)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    child = wait_until(lambda: Execution.objects.filter(parent=parent, status="running").first(), timeout=10,
+                       message="the child to run")
+    stop.set()
+    caller.join(timeout=2)
+    assert not caller.is_alive(), "run_subflow did not return within 2s of stop"
+    assert "cancelled" in str(outcome["error"])
+    child.refresh_from_db()
+    assert child.status == Execution.Status.CANCELLED
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("flowexec-subflow")],
+               timeout=10, message="the cancelled child to wind down")
+
+
+def test_a_step_that_finishes_after_the_cancel_is_not_recorded_succeeded(make_flow: Any, settings: Any) -> None:
+    release = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(10)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"late")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    settings.FLOWEXEC_HTTP_ALLOWED_HOSTS = ["127.0.0.1", f"127.0.0.1:{port}"]
+    flow = make_flow(steps=[{"name": "call", "type": "http", "method": "GET", "url": f"http://127.0.0.1:{port}/"}])
+    execution = services.execution_create(flow=flow, inputs={})
+    worker = threading.Thread(target=services.execution_run, kwargs={"execution": execution})
+    worker.start()
+    try:
+        wait_until(lambda: StepRun.objects.filter(execution=execution, name="call").exists(), timeout=10,
+                   message="the http step to start")
+        services.execution_cancel(execution=execution)
+        release.set()
+        worker.join(timeout=15)
+    finally:
+        release.set()
+        server.shutdown()
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.CANCELLED
+    assert execution.step_runs.get(name="call").status != StepRun.Status.SUCCEEDED
+
+
+# --- the process bootstrap ------------------------------------------------------------------------
+
+
+def test_bootstrap_starts_a_process_once_however_often_it_is_called(monkeypatch: Any) -> None:
+    from flowexec import bootstrap
+
+    passes: list[str] = []
+    beats: list[Any] = []
+
+    class FakeHeartbeat:
+        def __init__(self, beat: Any, period: float) -> None:
+            beats.append((beat, period))
+
+        def start(self) -> FakeHeartbeat:
+            return self
+
+    monkeypatch.setattr(bootstrap, "_started_pid", 0)
+    monkeypatch.setattr(bootstrap, "_start_up_pass", lambda: passes.append("pass"))
+    monkeypatch.setattr(bootstrap.runner, "Heartbeat", FakeHeartbeat)
+    monkeypatch.setattr(bootstrap, "instrument_django_process", lambda name: None)
+
+    assert bootstrap.start("flowexec-service", serve=True) is True
+    assert bootstrap.start("flowexec-service", serve=True) is False  # gunicorn: post_fork + wsgi import
+    assert passes == ["pass"] and len(beats) == 1
+    assert beats[0][1] == runner.heartbeat_period(60.0)
+
+
+def test_heartbeat_thread_calls_its_function_every_period_until_stopped() -> None:
+    calls = threading.Semaphore(0)
+    heartbeat = runner.Heartbeat(calls.release, 0.01).start()
+    try:
+        assert all(calls.acquire(timeout=5) for _ in range(3))
+    finally:
+        heartbeat.stop()
+    assert not heartbeat.thread.is_alive()

@@ -372,6 +372,82 @@ def test_the_same_task_delivered_twice_to_two_workers_runs_the_flow_once(make_cl
     assert runs_of_flow[0].attributes["flow.execution.id"] == execution["id"]
 
 
+@pytest.mark.services
+@pytest.mark.slow
+def test_whole_worker_killed_with_no_other_worker_is_failed_by_the_services_own_sweep(make_cluster):
+    # No survivor and no request: only the service processes' periodic sweep can finish it.
+    cluster = make_cluster("redis", FLOWEXEC_STALE_AFTER="4")
+    flow = cluster.save_flow({
+        "name": f"scale-alone-{uuid.uuid4().hex[:8]}",
+        "steps": [{"name": "nap", "type": "sleep", "seconds": 60, "timeout": 120}],
+    })
+    victim = cluster.start_worker("alone", pool="solo")
+    execution_id = cluster.submit(flow, request_id=f"alone-{uuid.uuid4().hex[:6]}")["id"]
+    wait_until(lambda: cluster.runners().get(execution_id), timeout=60, interval=0.2, message="the run to start")
+    runner = cluster.runners()[execution_id]
+    victim.kill()
+    victim.wait(timeout=10)
+
+    def finished() -> tuple[str, str] | None:
+        row = _row(cluster.service.database_url, execution_id)
+        return row if row[0] != "running" else None
+
+    status, error = wait_until(finished, timeout=20, interval=0.2, message="the service's sweep")
+    assert status == "failed" and runner in error and "stopped before it finished" in error
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_8_clients_x_100_executions_through_celery_all_succeed(make_cluster):
+    cluster = make_cluster("redis")
+    flow = cluster.save_flow({
+        "name": f"scale-800-{uuid.uuid4().hex[:8]}",
+        "steps": [{"name": "hello", "type": "template", "template": "hello"}],
+        "outputs": {"said": "${steps.hello.output}"},
+    })
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    cluster.service.http = urllib3.PoolManager(retries=False, maxsize=8)
+
+    def client(number: int) -> list[str]:
+        return [cluster.submit(flow, request_id=f"c{number}-{i}")["id"] for i in range(100)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = [execution_id for batch in pool.map(client, range(8)) for execution_id in batch]
+    assert len(set(ids)) == 800
+
+    def all_finished() -> dict[str, str] | None:
+        statuses = _statuses(cluster.service.database_url)
+        return statuses if all(statuses.get(i) in ("succeeded", "failed", "cancelled") for i in ids) else None
+
+    try:
+        statuses = wait_until(all_finished, timeout=240, interval=1, message="800 executions to finish")
+    except AssertionError:
+        raise AssertionError(cluster.logs()) from None
+    assert sorted({statuses[i] for i in ids}) == ["succeeded"]
+
+
+def _query(database_url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30) as conn:
+            return conn.execute(query, params).fetchall()
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query.replace("?", "%s"), params).fetchall()
+
+
+def _statuses(database_url: str) -> dict[str, str]:
+    return {str(uuid.UUID(str(pk))): status
+            for pk, status in _query(database_url, "SELECT id, status FROM executions_execution")}
+
+
+def _row(database_url: str, execution_id: str) -> tuple[str, str]:
+    key = uuid.UUID(execution_id).hex if database_url.startswith("sqlite") else execution_id
+    ((status, error),) = _query(database_url, "SELECT status, error FROM executions_execution WHERE id = ?", key)
+    return status, error
+
+
 # --------------------------------------------------------------------------- the task in-process
 
 
@@ -422,20 +498,20 @@ def test_redelivered_task_fails_an_execution_whose_worker_died(make_flow):
 def test_runner_is_alive_while_it_reports_and_its_process_exists():
     from django.utils import timezone
 
-    from executions import runner, tasks
-    from executions.models import Execution
+    from executions import runner
 
     now = timezone.now()
-    stale_after = timedelta(seconds=60)
     elsewhere = "other-host.example:4242:cafe0001"
-    assert tasks.runner_alive(Execution(runner=elsewhere, heartbeat_at=now), stale_after=stale_after)
-    assert not tasks.runner_alive(
-        Execution(runner=elsewhere, heartbeat_at=now - timedelta(seconds=61)), stale_after=stale_after
-    )
-    assert not tasks.runner_alive(Execution(runner=elsewhere, heartbeat_at=None), stale_after=stale_after)
-    assert tasks.runner_alive(Execution(runner=runner.runner_id(), heartbeat_at=now), stale_after=stale_after)
-    dead_here = f"{socket.gethostname()}:{_unused_pid()}:deadbeef"
-    assert not tasks.runner_alive(Execution(runner=dead_here, heartbeat_at=now), stale_after=stale_after)
+
+    def alive(owner: str, heartbeat: Any) -> bool:
+        return runner.is_alive(owner, heartbeat, now=now, stale_after=60)
+
+    assert alive(elsewhere, now)
+    assert not alive(elsewhere, now - timedelta(seconds=61))
+    assert not alive(elsewhere, None)
+    assert not alive("", now)
+    assert alive(runner.runner_id(), now)
+    assert not alive(f"{socket.gethostname()}:{_unused_pid()}:deadbeef", now)
 
 
 def _unused_pid() -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from executions import services
+from executions import submission
 from tests.otlp_signals import SignalReceiver
 from tracing.log_export import log_handler, logger_provider_for
 from tracing.metrics import shared_resource
@@ -33,7 +33,7 @@ def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
     services_logger.addHandler(handler)
     try:
         make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
-        execution = services.execution_submit(flow="logged", inputs={})
+        execution = submission.execution_submit(flow="logged", inputs={}, inline=True)
     finally:
         services_logger.removeHandler(handler)
     assert provider.force_flush(5000)
@@ -66,7 +66,7 @@ def test_dead_logs_backend_warns_once_and_never_feeds_on_itself(
     try:
         make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
         for _ in range(3):
-            assert services.execution_submit(flow="logged", inputs={}).status == "succeeded"
+            assert submission.execution_submit(flow="logged", inputs={}, inline=True).status == "succeeded"
             provider.force_flush(5000)
     finally:
         root.removeHandler(handler)

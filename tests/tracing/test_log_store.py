@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
-from executions import services
+from executions import submission
 from tracing.log_store import StoreLogHandler, log_lines
 from tracing.models import LogLine
 from tracing.redaction import masking
@@ -32,7 +32,7 @@ def test_lines_logged_during_an_execution_are_stored_with_its_trace_and_span(
     handler: StoreLogHandler, make_flow: Any, spans: Any
 ) -> None:
     make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
-    execution = services.execution_submit(flow="logged", inputs={})
+    execution = submission.execution_submit(flow="logged", inputs={}, inline=True)
     logging.getLogger("outside").warning("no span here")
     handler.flush()
     lines = log_lines(execution.trace_id)
@@ -56,7 +56,7 @@ def test_execution_page_lists_the_lines_in_time_order_linked_to_their_spans(
     client: Any, user: Any, make_flow: Any, spans: Any
 ) -> None:
     make_flow(name="logged", steps=[{"name": "hello", "type": "template", "template": "hi"}])
-    execution = services.execution_submit(flow="logged", inputs={})
+    execution = submission.execution_submit(flow="logged", inputs={}, inline=True)
     now = datetime.now(tz=UTC)
     for offset, text in ((2, "third"), (0, "first"), (1, "second")):
         LogLine.objects.create(

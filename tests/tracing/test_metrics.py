@@ -11,7 +11,7 @@ import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
 from executions import metrics as flow_metrics
-from executions import services
+from executions import submission
 from executions.models import Execution
 from tests.otlp_signals import SignalReceiver
 from tracing.metrics import MetricsState, meter_provider_for
@@ -51,7 +51,7 @@ def _run_known_set(make_flow: Any) -> list[Execution]:
     """3 succeeded and 1 failed execution of flow-x."""
     make_flow(**FLOW_X)
     texts = ['{"a": 1}', "[1, 2]", "3", "not json"]
-    executions = [services.execution_submit(flow="flow-x", inputs={"text": text}) for text in texts]
+    executions = [submission.execution_submit(flow="flow-x", inputs={"text": text}, inline=True) for text in texts]
     assert [e.status for e in executions] == ["succeeded"] * 3 + ["failed"]
     return executions
 
@@ -123,7 +123,7 @@ def test_step_retries_are_counted(make_flow: Any, receiver: SignalReceiver, use_
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.base_url}/v1/metrics")
     state = use_metrics()
     make_flow(name="flaky", steps=[{"name": "boom", "type": "fail", "retries": 2}])
-    assert services.execution_submit(flow="flaky", inputs={}).status == "failed"
+    assert submission.execution_submit(flow="flaky", inputs={}, inline=True).status == "failed"
     state.provider.force_flush(5000)
     receiver.wait_for(lambda r: any(m.name == flow_metrics.STEP_RETRIES for m in r.metrics))
     retries = receiver.latest("flowexec.step.retries")

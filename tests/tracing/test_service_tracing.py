@@ -342,7 +342,7 @@ def test_without_an_sdk_span_traceresponse_and_the_stored_span_id_do_not_name_th
     from django.test import RequestFactory
     from opentelemetry import trace
 
-    from executions import services
+    from executions import services, submission
     from tracing.middleware import HeaderAttributesMiddleware
 
     caller = trace.NonRecordingSpan(
@@ -351,7 +351,7 @@ def test_without_an_sdk_span_traceresponse_and_the_stored_span_id_do_not_name_th
     monkeypatch.setattr(services, "tracer", trace.NoOpTracer())
     with trace.use_span(caller):
         response = HeaderAttributesMiddleware(lambda request: HttpResponse())(RequestFactory().get("/api/flows/"))
-        execution = services.execution_submit(flow="hello", inputs={})
+        execution = submission.execution_submit(flow="hello", inputs={}, inline=True)
     assert "traceresponse" not in response and response["X-Request-ID"]
     assert execution.status == Execution.Status.SUCCEEDED
     assert Execution.objects.get(pk=execution.pk).span_id != PARENT_ID

@@ -12,10 +12,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from opentelemetry import baggage, context, trace
 
-from executions import selectors, services
+from executions import selectors, submission
 from executions.engine.errors import FlowNotFound, FlowValidationError
 from executions.models import Execution
 from executions.serializers import ExecutionOutput
+from flowexec import bootstrap
 from flowexec.cli.carriers import environment_context, environment_request_id
 from flowexec.cli.inputs import InputSyntaxError, parse_pairs
 from flowexec.cli.main import main as cli_main
@@ -50,10 +51,8 @@ class Command(BaseCommand):
         if remote:
             self._run_remote(flow, inputs, remote, options)
             return
-        from tracing.instrumentation import instrument_django_process
-
         # Spans still queued at exit are flushed, within a bound, by the provider's atexit hook.
-        instrument_django_process(SERVICE_NAME)
+        bootstrap.start(SERVICE_NAME, serve=False)
         execution = self._run_here(flow, values, request_id)
         self._print(execution, as_json=options["json"])
         if execution.status != Execution.Status.SUCCEEDED:
@@ -70,8 +69,8 @@ class Command(BaseCommand):
             with tracer.start_as_current_span(
                 "manage.py runflow", attributes={keys.FLOW_NAME: flow, keys.REQUEST_ID: request_id}
             ):
-                return services.execution_submit(
-                    flow=flow, inputs=inputs, client=Execution.Client.MANAGE, request_id=request_id,
+                return submission.execution_submit(
+                    flow=flow, inputs=inputs, inline=True, client=Execution.Client.MANAGE, request_id=request_id,
                     user_agent=f"manage.py runflow ({SERVICE_NAME})",
                 )
         except (FlowNotFound, FlowValidationError) as exc:
