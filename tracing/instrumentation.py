@@ -81,6 +81,14 @@ def _never_capture_secret_headers() -> None:
     os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
 
 
+def _guard_paths_before_the_django_middleware() -> None:
+    from django.conf import settings
+
+    guard = "tracing.safe_paths.LatinPathGuardMiddleware"
+    if guard not in settings.MIDDLEWARE:
+        settings.MIDDLEWARE.insert(0, guard)
+
+
 def _instrument(instrumentor: BaseInstrumentor, **options: Any) -> None:
     """Instrument unless already done (by opentelemetry-instrument, or an earlier call): no warning twice."""
     if not instrumentor.is_instrumented_by_opentelemetry:
@@ -94,6 +102,7 @@ def _instrument_libraries(*, database: bool) -> None:
 
     _never_capture_secret_headers()
     _instrument(DjangoInstrumentor(), excluded_urls=EXCLUDED_URLS)
+    _guard_paths_before_the_django_middleware()
     _instrument(URLLib3Instrumentor())
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
     _instrument(ThreadingInstrumentor())
