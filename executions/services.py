@@ -18,13 +18,14 @@ from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from executions import conf, engine, runner, selectors
+from executions import conf, engine, runner, selectors, vault
 from executions import metrics as flow_metrics
 from executions.engine import EngineConfig, FlowDefinition, RunResult, StepOutcome, StepSpec
 from executions.engine.errors import ExecutionCancelled, FlowError, FlowValidationError
 from executions.models import Execution, Flow, StepRun
 from tracing import attributes as keys
 from tracing import conf as tracing_conf
+from tracing import redaction
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(keys.TRACER_NAME)
@@ -128,13 +129,15 @@ def execution_create(
     """
     definition = engine.parse(flow.definition, config=engine_config())
     bound = engine.bind_inputs(definition, inputs)
+    hidden = _secret_values(definition, bound)
     span_context = trace.get_current_span().get_span_context()
     return Execution.objects.create(
         flow=flow,
         flow_name=flow.name,
         flow_version=flow.version,
         parent=parent,
-        inputs=bound,
+        inputs={**bound, **dict.fromkeys(hidden, redaction.REDACTED)},
+        secret_inputs=vault.seal(hidden),
         client=client,
         request_id=request_id[:128],
         user_agent=user_agent[:512],
@@ -143,6 +146,18 @@ def execution_create(
         runner=runner.runner_id() if owned else "",
         heartbeat_at=timezone.now() if owned else None,
     )
+
+
+def _secret_values(definition: FlowDefinition, bound: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs kept out of the row: the flow's secret ones, and any carrying a secret of the running
+    parent (a sub-flow's input resolved from the parent's secret needs no declaration of its own)."""
+    declared = engine.secret_inputs(definition)
+    active = redaction.active_secrets()
+    return {
+        name: value
+        for name, value in bound.items()
+        if name in declared or (active and redaction.mask_value(value, active) != value)
+    }
 
 
 def execution_run(*, execution: Execution, depth: int = 0, stop: threading.Event | None = None) -> Execution:
@@ -202,8 +217,12 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: thread
     try:
         config = engine_config()
         definition = engine.parse(execution.flow.definition if execution.flow else {}, config=config)
+        secrets = vault.unseal(execution.secret_inputs)
         hooks = _StepRecorder(execution, stop)
-        result = engine.run(definition, execution.inputs, config=config, hooks=hooks, depth=depth)
+        # Masking is active for this thread's own logs too (the engine masks what it returns and records).
+        with redaction.masking(secrets.values()):
+            result = engine.run(definition, {**execution.inputs, **secrets}, config=config, hooks=hooks,
+                                depth=depth, secrets=secrets.values())
     except Exception as exc:
         logger.exception("execution %s crashed", execution.pk)
         span.record_exception(exc)
@@ -222,6 +241,7 @@ def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
         "outputs": result.outputs if result.status == "succeeded" else None,
         "error": result.error or "",
         "finished_at": timezone.now(),
+        "secret_inputs": "",
     }
     if Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields):
         for name, value in fields.items():
@@ -253,7 +273,7 @@ def execution_cancel(*, execution: Execution) -> Execution:
 
 def _cancel_rows(ids: list[Any], *, reason: str, now: datetime) -> int:
     cancelled = Execution.objects.filter(pk__in=ids, status__in=UNFINISHED).update(
-        status=Execution.Status.CANCELLED, error=reason, finished_at=now
+        status=Execution.Status.CANCELLED, error=reason, finished_at=now, secret_inputs=""
     )
     StepRun.objects.filter(execution_id__in=ids, status=StepRun.Status.RUNNING).update(
         status=StepRun.Status.CANCELLED, error=reason, finished_at=now
@@ -300,7 +320,7 @@ def execution_fail(*, execution_id: Any, reason: str) -> int:
     with transaction.atomic():
         now = timezone.now()
         updated = Execution.objects.filter(pk=execution_id, status__in=UNFINISHED).update(
-            status=Execution.Status.FAILED, error=reason, finished_at=now
+            status=Execution.Status.FAILED, error=reason, finished_at=now, secret_inputs=""
         )
         if updated:
             StepRun.objects.filter(execution_id=execution_id, status=StepRun.Status.RUNNING).update(
