@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import json
 import logging
 import threading
 import time
@@ -39,18 +40,59 @@ def _python_functions(extra_paths: tuple[str, ...]) -> dict[str, Any]:
 
 
 def engine_config() -> EngineConfig:
-    """Build the engine's configuration from settings (read at call time)."""
-    return EngineConfig(
-        python_functions=_python_functions(tuple(conf.get("FLOWEXEC_PYTHON_FUNCTIONS"))),
-        http_allowed_hosts=frozenset(conf.get("FLOWEXEC_HTTP_ALLOWED_HOSTS")),
-        max_workers=int(conf.get("FLOWEXEC_STEP_WORKERS")),
-        max_definition_bytes=int(conf.get("FLOWEXEC_MAX_DEFINITION_BYTES")),
-        max_depth=int(conf.get("FLOWEXEC_MAX_FLOW_DEPTH")),
-        default_step_timeout=conf.get("FLOWEXEC_DEFAULT_STEP_TIMEOUT"),
-        record_content=bool(tracing_conf.get("FLOWEXEC_RECORD_CONTENT")),
-        redact_keys=frozenset(tracing_conf.get("FLOWEXEC_REDACT_KEYS")),
-        content_max_bytes=int(tracing_conf.get("FLOWEXEC_CONTENT_MAX_BYTES")),
+    """The engine's configuration from settings (read at call time; one object per distinct settings)."""
+    return _engine_config(*_engine_settings())
+
+
+def _engine_settings() -> tuple[Any, ...]:
+    return (
+        tuple(conf.get("FLOWEXEC_PYTHON_FUNCTIONS")),
+        frozenset(conf.get("FLOWEXEC_HTTP_ALLOWED_HOSTS")),
+        int(conf.get("FLOWEXEC_STEP_WORKERS")),
+        int(conf.get("FLOWEXEC_MAX_DEFINITION_BYTES")),
+        int(conf.get("FLOWEXEC_MAX_FLOW_DEPTH")),
+        conf.get("FLOWEXEC_DEFAULT_STEP_TIMEOUT"),
+        bool(tracing_conf.get("FLOWEXEC_RECORD_CONTENT")),
+        frozenset(tracing_conf.get("FLOWEXEC_REDACT_KEYS")),
+        int(tracing_conf.get("FLOWEXEC_CONTENT_MAX_BYTES")),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_config(
+    python_functions: tuple[str, ...],
+    http_allowed_hosts: frozenset[str],
+    max_workers: int,
+    max_definition_bytes: int,
+    max_depth: int,
+    default_step_timeout: float | None,
+    record_content: bool,
+    redact_keys: frozenset[str],
+    content_max_bytes: int,
+) -> EngineConfig:
+    return EngineConfig(
+        python_functions=_python_functions(python_functions),
+        http_allowed_hosts=http_allowed_hosts,
+        max_workers=max_workers,
+        max_definition_bytes=max_definition_bytes,
+        max_depth=max_depth,
+        default_step_timeout=default_step_timeout,
+        record_content=record_content,
+        redact_keys=redact_keys,
+        content_max_bytes=content_max_bytes,
+    )
+
+
+def flow_definition(flow: Flow | None) -> FlowDefinition:
+    """The parsed definition of a stored flow version, parsed once per process and settings."""
+    return _parsed(json.dumps(flow.definition if flow else {}, sort_keys=True), _engine_settings())
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(document: str, settings: tuple[Any, ...]) -> FlowDefinition:
+    # Keyed by the definition's text and the settings: a stored version never changes, and a
+    # changed setting (tests override them) parses again.
+    return engine.parse(json.loads(document), config=_engine_config(*settings))
 
 
 # --- flows -------------------------------------------------------------------------------
@@ -127,7 +169,7 @@ def execution_create(
     `owned`: this process will run it (inline or on its pool), so the row names this runner from
     the start and a crash before the claim is detectable; False leaves it to whoever claims it (Celery).
     """
-    definition = engine.parse(flow.definition, config=engine_config())
+    definition = flow_definition(flow)
     bound = engine.bind_inputs(definition, inputs)
     hidden = _secret_values(definition, bound)
     span_context = trace.get_current_span().get_span_context()
@@ -216,7 +258,7 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: thread
     # Boundary: whatever goes wrong inside, the row must still finish with the error.
     try:
         config = engine_config()
-        definition = engine.parse(execution.flow.definition if execution.flow else {}, config=config)
+        definition = flow_definition(execution.flow)
         secrets = vault.unseal(execution.secret_inputs)
         hooks = _StepRecorder(execution, stop)
         # Masking is active for this thread's own logs too (the engine masks what it returns and records).
