@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_ASYNC_WORKERS": 4,
     # Celery broker; unset keeps async executions in-process.
     "FLOWEXEC_BROKER_URL": "",
+    # Deepest nesting of objects/arrays accepted in a request body (flows, executions).
+    "FLOWEXEC_MAX_BODY_DEPTH": 100,
     # Largest accepted flow definition, in bytes of JSON.
     "FLOWEXEC_MAX_DEFINITION_BYTES": 256 * 1024,
     # Deepest chain of `flow` sub-executions.

@@ -23,7 +23,7 @@ from executions import conf, engine, runner, selectors, vault
 from executions import metrics as flow_metrics
 from executions.engine import EngineConfig, FlowDefinition, RunResult, StepOutcome, StepSpec
 from executions.engine.errors import ExecutionCancelled, FlowError, FlowValidationError
-from executions.models import Execution, Flow, StepRun
+from executions.models import Execution, Flow, FlowName, StepRun
 from tracing import attributes as keys
 from tracing import conf as tracing_conf
 from tracing import redaction
@@ -121,10 +121,13 @@ def flow_save(*, source: str | bytes | Mapping[str, Any], name: str | None = Non
 
 def _flow_store_version(definition: FlowDefinition) -> tuple[Flow, bool]:
     with transaction.atomic():
-        latest = Flow.objects.select_for_update().filter(name=definition.name).order_by("-version").first()
+        counter, _ = FlowName.objects.select_for_update().get_or_create(name=definition.name)
+        latest = Flow.objects.filter(name=definition.name).order_by("-version").first()
         if latest is not None and _same_definition(latest.definition, definition.document):
             return latest, False
-        version = latest.version + 1 if latest else 1
+        # Numbers of deleted versions are never given again: the counter only grows.
+        version = max(counter.last_version, latest.version if latest else 0) + 1
+        FlowName.objects.filter(pk=counter.pk).update(last_version=version)
         document = {**definition.document, "version": version}
         flow = Flow.objects.create(
             name=definition.name, version=version, description=definition.description, definition=document
@@ -132,10 +135,13 @@ def _flow_store_version(definition: FlowDefinition) -> tuple[Flow, bool]:
         return flow, True
 
 
-def flow_delete(*, name: str) -> None:
-    """Delete every version of a flow; its executions keep their name and version."""
-    flow = selectors.flow_get(name=name)
-    Flow.objects.filter(name=flow.name).delete()
+def flow_delete(*, name: str, version: int | None = None) -> int:
+    """Delete one version of a flow, or every version; executions keep their name and version."""
+    flow = selectors.flow_get(name=name, version=version)
+    versions = Flow.objects.filter(name=flow.name)
+    if version is not None:
+        versions = versions.filter(version=version)
+    return versions.delete()[0]
 
 
 # --- executions ----------------------------------------------------------------------------
@@ -184,7 +190,8 @@ def execution_create(
         request_id=request_id[:128],
         user_agent=user_agent[:512],
         trace_id=trace.format_trace_id(span_context.trace_id) if span_context.is_valid else "",
-        created_by=user if user is not None and user.is_authenticated else None,
+        # A sub-flow's execution belongs to whoever owns its parent, so they may see and cancel it.
+        created_by=user if user is not None and user.is_authenticated else (parent.created_by if parent else None),
         runner=runner.runner_id() if owned else "",
         heartbeat_at=timezone.now() if owned else None,
     )

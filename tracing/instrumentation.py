@@ -82,6 +82,14 @@ def _never_capture_secret_headers() -> None:
     os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
 
 
+def _guard_paths_before_the_django_middleware() -> None:
+    from django.conf import settings
+
+    guard = "tracing.safe_paths.LatinPathGuardMiddleware"
+    if guard not in settings.MIDDLEWARE:
+        settings.MIDDLEWARE.insert(0, guard)
+
+
 def _client_url(url: str) -> str:
     """A client span's URL: no userinfo, no sensitive query values, the running execution's secrets masked."""
     return active_mask(redact_url(url))
@@ -100,6 +108,7 @@ def _instrument_libraries(*, database: bool) -> None:
 
     _never_capture_secret_headers()
     _instrument(DjangoInstrumentor(), excluded_urls=EXCLUDED_URLS)
+    _guard_paths_before_the_django_middleware()
     _instrument(URLLib3Instrumentor(), url_filter=_client_url)
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
     _instrument(ThreadingInstrumentor())

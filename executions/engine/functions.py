@@ -9,6 +9,14 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 PURE_ATTRIBUTE = "flowexec_pure"
+# Pure functions run inline without a timeout: none may build a string or list longer than this.
+MAX_RESULT_LENGTH = 1024 * 1024
+
+
+def _bounded(length: int) -> None:
+    """Refuse to build a result longer than MAX_RESULT_LENGTH (before building it)."""
+    if length > MAX_RESULT_LENGTH:
+        raise ValueError(f"the result would have {length} items (max {MAX_RESULT_LENGTH})")
 
 
 def pure(function: F) -> F:
@@ -37,7 +45,9 @@ def lower(text: str) -> str:
 @pure
 def concat(items: list[Any], separator: str = "") -> str:
     """Join the items as strings with a separator."""
-    return separator.join(str(item) for item in items)
+    texts = [str(item) for item in items]
+    _bounded(sum(map(len, texts)) + len(str(separator)) * max(len(texts) - 1, 0))
+    return str(separator).join(texts)
 
 
 @pure
@@ -49,6 +59,10 @@ def split(text: str, separator: str | None = None) -> list[str]:
 @pure
 def replace(text: str, old: str, new: str) -> str:
     """Replace every occurrence of `old` in the text by `new`."""
+    if old:
+        _bounded(len(text) + text.count(old) * (len(new) - len(old)))
+    else:
+        _bounded(len(text) + (len(text) + 1) * len(new))
     return text.replace(old, new)
 
 
@@ -60,7 +74,10 @@ def add(a: float, b: float) -> float:
 
 @pure
 def multiply(a: float, b: float) -> float:
-    """Return a * b."""
+    """Return a * b; repeating a string or list is bounded, so a tiny step cannot allocate gigabytes."""
+    for sequence, times in ((a, b), (b, a)):
+        if isinstance(sequence, str | list) and isinstance(times, int):
+            _bounded(len(sequence) * times)
     return a * b
 
 

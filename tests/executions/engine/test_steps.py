@@ -46,9 +46,9 @@ def test_python_step_non_json_output_fails() -> None:
 
 
 def test_python_step_output_over_the_cap_fails_the_step() -> None:
-    result = run_step({"name": "p", "type": "python", "function": "multiply", "args": {"a": "x", "b": 20_000_000}})
+    result = run_step({"name": "p", "type": "python", "function": "multiply", "args": {"a": "é", "b": 1_000_000}})
     assert result.status == "failed"
-    assert result.error == 'step "p": output is too large: 20000002 bytes (max 1048576)'
+    assert result.error == 'step "p": output is too large: 2000002 bytes (max 1048576)'
     assert result.steps[0].output is None
 
 
@@ -62,3 +62,30 @@ def test_run_outputs_over_the_cap_fail_the_run() -> None:
     definition = engine.parse(document, config=config)
     result = engine.run(definition, {}, config=config)
     assert (result.status, result.error) == ("failed", "outputs: output is too large: 1218 bytes (max 1000)")
+
+
+def test_multiply_refuses_to_repeat_a_sequence_into_gigabytes() -> None:
+    step = {"name": "p", "type": "python", "function": "multiply", "args": {"a": "x", "b": 10**10}}
+    assert run_step(step).error == 'step "p": ValueError: the result would have 10000000000 items (max 1048576)'
+    step = {"name": "p", "type": "python", "function": "multiply", "args": {"a": 3, "b": [0]}}
+    assert run_step(step).outputs == {"out": [0, 0, 0]}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"function": "concat", "args": {"items": ["a"] * 10, "separator": "x" * 200_000}},
+        {"function": "replace", "args": {"text": "a" * 1000, "old": "a", "new": "b" * 2000}},
+        {"function": "replace", "args": {"text": "a" * 1000, "old": "", "new": "b" * 2000}},
+    ],
+)
+def test_pure_builtins_refuse_to_build_huge_results(args: dict) -> None:
+    error = run_step({"name": "p", "type": "python", **args}).error
+    assert error.startswith('step "p": ValueError: the result would have ') and error.endswith("(max 1048576)")
+
+
+def test_concat_and_replace_still_work() -> None:
+    concat = {"name": "p", "type": "python", "function": "concat", "args": {"items": [1, "b"], "separator": "-"}}
+    assert run_step(concat).outputs == {"out": "1-b"}
+    replace = {"name": "p", "type": "python", "function": "replace", "args": {"text": "aXa", "old": "a", "new": "bb"}}
+    assert run_step(replace).outputs == {"out": "bbXbb"}
