@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_BROKER_VISIBILITY_TIMEOUT": 3600.0,
     "FLOWEXEC_TASK_TIME_LIMIT": 3600.0,
     "FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD": 1000,
+    # Key for secret input values at rest (any string); unset: derived from DJANGO_SECRET_KEY.
+    "FLOWEXEC_SECRETS_KEY": "",
 }
 
 # Settings that are a number of seconds and must be positive.

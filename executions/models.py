@@ -62,7 +62,10 @@ class Execution(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Secret inputs show as "[REDACTED]" here; their values sit encrypted in secret_inputs
+    # (executions.vault) while the execution is unfinished, and are erased when it finishes.
     inputs = models.JSONField(default=dict, blank=True)
+    secret_inputs = models.TextField(blank=True, editable=False)
     outputs = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     client = models.CharField(max_length=16, choices=Client.choices, default=Client.API)

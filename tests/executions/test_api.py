@@ -145,7 +145,8 @@ def test_async_execution_is_202_then_succeeds(api_client: APIClient) -> None:
     api_client.post("/api/flows/", HELLO, format="json")
     response = api_client.post("/api/executions/", {"flow": "hello", "wait": False}, format="json")
     assert response.status_code == 202
-    assert response.json()["status"] in {"pending", "running"}
+    # The body is the row as read after the hand-over: a trivial flow may have finished already.
+    assert response.json()["status"] in {"pending", "running", "succeeded"}
     url = f"/api/executions/{response.json()['id']}/"
     body = wait_until(lambda: _finished(api_client.get(url).json()), timeout=20, message="async execution")
     assert body["status"] == "succeeded"
