@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from rest_framework import exceptions, status
@@ -16,7 +17,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from executions.engine.errors import FlowNotFound, FlowValidationError
 
 logger = logging.getLogger(__name__)
-
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -44,6 +44,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+@csrf_exempt  # also routed for any unknown /api/ path, where a CSRF refusal would be an HTML 403
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """JSON 404 for paths outside the API too."""
     return JsonResponse({"detail": "Not found."}, status=404)

@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_ASYNC_WORKERS": 4,
     # Celery broker; unset keeps async executions in-process.
     "FLOWEXEC_BROKER_URL": "",
+    # Deepest nesting of objects/arrays accepted in a request body (flows, executions).
+    "FLOWEXEC_MAX_BODY_DEPTH": 100,
     # Largest accepted flow definition, in bytes of JSON.
     "FLOWEXEC_MAX_DEFINITION_BYTES": 256 * 1024,
     # Deepest chain of `flow` sub-executions.
@@ -39,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_BROKER_VISIBILITY_TIMEOUT": 3600.0,
     "FLOWEXEC_TASK_TIME_LIMIT": 3600.0,
     "FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD": 1000,
+    # Key for secret input values at rest (any string); unset: derived from DJANGO_SECRET_KEY.
+    "FLOWEXEC_SECRETS_KEY": "",
 }
 
 # Settings that are a number of seconds and must be positive.

@@ -26,6 +26,16 @@ class Flow(models.Model):
         return f"{self.name} v{self.version}"
 
 
+class FlowName(models.Model):
+    """The highest version ever stored under a name, so a deleted version's number is never reused."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    last_version = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.last_version})"
+
+
 class Execution(models.Model):
     """One run of one flow version; it exists before any step runs and always ends finished."""
 
@@ -52,7 +62,10 @@ class Execution(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Secret inputs show as "[REDACTED]" here; their values sit encrypted in secret_inputs
+    # (executions.vault) while the execution is unfinished, and are erased when it finishes.
     inputs = models.JSONField(default=dict, blank=True)
+    secret_inputs = models.TextField(blank=True, editable=False)
     outputs = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     client = models.CharField(max_length=16, choices=Client.choices, default=Client.API)
@@ -72,11 +85,16 @@ class Execution(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("cancel_execution", "Can cancel any execution")]
+        # The API lists newest first (created_at, id) with cursor pages: one index per filter serves it.
         indexes = [
-            models.Index(fields=["flow_name", "-created_at"], name="execution_flow_idx"),
-            models.Index(fields=["status", "-created_at"], name="execution_status_idx"),
-            models.Index(fields=["request_id"], name="execution_request_id_idx"),
-            models.Index(fields=["trace_id"], name="execution_trace_id_idx"),
+            models.Index(fields=["-created_at", "-id"], name="execution_created_idx"),
+            models.Index(fields=["flow_name", "-created_at", "-id"], name="execution_flow_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="execution_status_idx"),
+            models.Index(fields=["request_id", "-created_at", "-id"], name="execution_request_id_idx"),
+            models.Index(fields=["trace_id", "-created_at", "-id"], name="execution_trace_id_idx"),
+            models.Index(fields=["client", "-created_at", "-id"], name="execution_client_idx"),
+            models.Index(fields=["created_by", "-created_at", "-id"], name="execution_created_by_idx"),
         ]
 
     def __str__(self) -> str:

@@ -20,6 +20,12 @@ class ExecutionCreateInput(serializers.Serializer):
     client = serializers.ChoiceField(choices=Execution.Client.choices, default=Execution.Client.API)
 
 
+class FlowVersionInput(serializers.Serializer):
+    """Query of GET/DELETE /api/flows/{name}/: an optional version number."""
+
+    version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+
+
 class FlowOutput(serializers.ModelSerializer):
     """A stored flow version."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import json
 import logging
 import threading
 import time
@@ -18,13 +19,14 @@ from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from executions import conf, engine, runner, selectors
+from executions import conf, engine, runner, selectors, vault
 from executions import metrics as flow_metrics
 from executions.engine import EngineConfig, FlowDefinition, RunResult, StepOutcome, StepSpec
 from executions.engine.errors import ExecutionCancelled, FlowError, FlowValidationError
-from executions.models import Execution, Flow, StepRun
+from executions.models import Execution, Flow, FlowName, StepRun
 from tracing import attributes as keys
 from tracing import conf as tracing_conf
+from tracing import redaction
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(keys.TRACER_NAME)
@@ -38,18 +40,59 @@ def _python_functions(extra_paths: tuple[str, ...]) -> dict[str, Any]:
 
 
 def engine_config() -> EngineConfig:
-    """Build the engine's configuration from settings (read at call time)."""
-    return EngineConfig(
-        python_functions=_python_functions(tuple(conf.get("FLOWEXEC_PYTHON_FUNCTIONS"))),
-        http_allowed_hosts=frozenset(conf.get("FLOWEXEC_HTTP_ALLOWED_HOSTS")),
-        max_workers=int(conf.get("FLOWEXEC_STEP_WORKERS")),
-        max_definition_bytes=int(conf.get("FLOWEXEC_MAX_DEFINITION_BYTES")),
-        max_depth=int(conf.get("FLOWEXEC_MAX_FLOW_DEPTH")),
-        default_step_timeout=conf.get("FLOWEXEC_DEFAULT_STEP_TIMEOUT"),
-        record_content=bool(tracing_conf.get("FLOWEXEC_RECORD_CONTENT")),
-        redact_keys=frozenset(tracing_conf.get("FLOWEXEC_REDACT_KEYS")),
-        content_max_bytes=int(tracing_conf.get("FLOWEXEC_CONTENT_MAX_BYTES")),
+    """The engine's configuration from settings (read at call time; one object per distinct settings)."""
+    return _engine_config(*_engine_settings())
+
+
+def _engine_settings() -> tuple[Any, ...]:
+    return (
+        tuple(conf.get("FLOWEXEC_PYTHON_FUNCTIONS")),
+        frozenset(conf.get("FLOWEXEC_HTTP_ALLOWED_HOSTS")),
+        int(conf.get("FLOWEXEC_STEP_WORKERS")),
+        int(conf.get("FLOWEXEC_MAX_DEFINITION_BYTES")),
+        int(conf.get("FLOWEXEC_MAX_FLOW_DEPTH")),
+        conf.get("FLOWEXEC_DEFAULT_STEP_TIMEOUT"),
+        bool(tracing_conf.get("FLOWEXEC_RECORD_CONTENT")),
+        frozenset(tracing_conf.get("FLOWEXEC_REDACT_KEYS")),
+        int(tracing_conf.get("FLOWEXEC_CONTENT_MAX_BYTES")),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_config(
+    python_functions: tuple[str, ...],
+    http_allowed_hosts: frozenset[str],
+    max_workers: int,
+    max_definition_bytes: int,
+    max_depth: int,
+    default_step_timeout: float | None,
+    record_content: bool,
+    redact_keys: frozenset[str],
+    content_max_bytes: int,
+) -> EngineConfig:
+    return EngineConfig(
+        python_functions=_python_functions(python_functions),
+        http_allowed_hosts=http_allowed_hosts,
+        max_workers=max_workers,
+        max_definition_bytes=max_definition_bytes,
+        max_depth=max_depth,
+        default_step_timeout=default_step_timeout,
+        record_content=record_content,
+        redact_keys=redact_keys,
+        content_max_bytes=content_max_bytes,
+    )
+
+
+def flow_definition(flow: Flow | None) -> FlowDefinition:
+    """The parsed definition of a stored flow version, parsed once per process and settings."""
+    return _parsed(json.dumps(flow.definition if flow else {}, sort_keys=True), _engine_settings())
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(document: str, settings: tuple[Any, ...]) -> FlowDefinition:
+    # Keyed by the definition's text and the settings: a stored version never changes, and a
+    # changed setting (tests override them) parses again.
+    return engine.parse(json.loads(document), config=_engine_config(*settings))
 
 
 # --- flows -------------------------------------------------------------------------------
@@ -78,10 +121,13 @@ def flow_save(*, source: str | bytes | Mapping[str, Any], name: str | None = Non
 
 def _flow_store_version(definition: FlowDefinition) -> tuple[Flow, bool]:
     with transaction.atomic():
-        latest = Flow.objects.select_for_update().filter(name=definition.name).order_by("-version").first()
+        counter, _ = FlowName.objects.select_for_update().get_or_create(name=definition.name)
+        latest = Flow.objects.filter(name=definition.name).order_by("-version").first()
         if latest is not None and _same_definition(latest.definition, definition.document):
             return latest, False
-        version = latest.version + 1 if latest else 1
+        # Numbers of deleted versions are never given again: the counter only grows.
+        version = max(counter.last_version, latest.version if latest else 0) + 1
+        FlowName.objects.filter(pk=counter.pk).update(last_version=version)
         document = {**definition.document, "version": version}
         flow = Flow.objects.create(
             name=definition.name, version=version, description=definition.description, definition=document
@@ -89,10 +135,13 @@ def _flow_store_version(definition: FlowDefinition) -> tuple[Flow, bool]:
         return flow, True
 
 
-def flow_delete(*, name: str) -> None:
-    """Delete every version of a flow; its executions keep their name and version."""
-    flow = selectors.flow_get(name=name)
-    Flow.objects.filter(name=flow.name).delete()
+def flow_delete(*, name: str, version: int | None = None) -> int:
+    """Delete one version of a flow, or every version; executions keep their name and version."""
+    flow = selectors.flow_get(name=name, version=version)
+    versions = Flow.objects.filter(name=flow.name)
+    if version is not None:
+        versions = versions.filter(version=version)
+    return versions.delete()[0]
 
 
 # --- executions ----------------------------------------------------------------------------
@@ -126,23 +175,38 @@ def execution_create(
     `owned`: this process will run it (inline or on its pool), so the row names this runner from
     the start and a crash before the claim is detectable; False leaves it to whoever claims it (Celery).
     """
-    definition = engine.parse(flow.definition, config=engine_config())
+    definition = flow_definition(flow)
     bound = engine.bind_inputs(definition, inputs)
+    hidden = _secret_values(definition, bound)
     span_context = trace.get_current_span().get_span_context()
     return Execution.objects.create(
         flow=flow,
         flow_name=flow.name,
         flow_version=flow.version,
         parent=parent,
-        inputs=bound,
+        inputs={**bound, **dict.fromkeys(hidden, redaction.REDACTED)},
+        secret_inputs=vault.seal(hidden),
         client=client,
         request_id=request_id[:128],
         user_agent=user_agent[:512],
         trace_id=trace.format_trace_id(span_context.trace_id) if span_context.is_valid else "",
-        created_by=user if user is not None and user.is_authenticated else None,
+        # A sub-flow's execution belongs to whoever owns its parent, so they may see and cancel it.
+        created_by=user if user is not None and user.is_authenticated else (parent.created_by if parent else None),
         runner=runner.runner_id() if owned else "",
         heartbeat_at=timezone.now() if owned else None,
     )
+
+
+def _secret_values(definition: FlowDefinition, bound: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs kept out of the row: the flow's secret ones, and any carrying a secret of the running
+    parent (a sub-flow's input resolved from the parent's secret needs no declaration of its own)."""
+    declared = engine.secret_inputs(definition)
+    active = redaction.active_secrets()
+    return {
+        name: value
+        for name, value in bound.items()
+        if name in declared or (active and redaction.mask_value(value, active) != value)
+    }
 
 
 def execution_run(*, execution: Execution, depth: int = 0, stop: threading.Event | None = None) -> Execution:
@@ -201,9 +265,13 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: thread
     # Boundary: whatever goes wrong inside, the row must still finish with the error.
     try:
         config = engine_config()
-        definition = engine.parse(execution.flow.definition if execution.flow else {}, config=config)
+        definition = flow_definition(execution.flow)
+        secrets = vault.unseal(execution.secret_inputs)
         hooks = _StepRecorder(execution, stop)
-        result = engine.run(definition, execution.inputs, config=config, hooks=hooks, depth=depth)
+        # Masking is active for this thread's own logs too (the engine masks what it returns and records).
+        with redaction.masking(secrets.values()):
+            result = engine.run(definition, {**execution.inputs, **secrets}, config=config, hooks=hooks,
+                                depth=depth, secrets=secrets.values())
     except Exception as exc:
         logger.exception("execution %s crashed", execution.pk)
         span.record_exception(exc)
@@ -222,6 +290,7 @@ def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
         "outputs": result.outputs if result.status == "succeeded" else None,
         "error": result.error or "",
         "finished_at": timezone.now(),
+        "secret_inputs": "",
     }
     if Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields):
         for name, value in fields.items():
@@ -253,7 +322,7 @@ def execution_cancel(*, execution: Execution) -> Execution:
 
 def _cancel_rows(ids: list[Any], *, reason: str, now: datetime) -> int:
     cancelled = Execution.objects.filter(pk__in=ids, status__in=UNFINISHED).update(
-        status=Execution.Status.CANCELLED, error=reason, finished_at=now
+        status=Execution.Status.CANCELLED, error=reason, finished_at=now, secret_inputs=""
     )
     StepRun.objects.filter(execution_id__in=ids, status=StepRun.Status.RUNNING).update(
         status=StepRun.Status.CANCELLED, error=reason, finished_at=now
@@ -300,7 +369,7 @@ def execution_fail(*, execution_id: Any, reason: str) -> int:
     with transaction.atomic():
         now = timezone.now()
         updated = Execution.objects.filter(pk=execution_id, status__in=UNFINISHED).update(
-            status=Execution.Status.FAILED, error=reason, finished_at=now
+            status=Execution.Status.FAILED, error=reason, finished_at=now, secret_inputs=""
         )
         if updated:
             StepRun.objects.filter(execution_id=execution_id, status=StepRun.Status.RUNNING).update(

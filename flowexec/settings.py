@@ -175,15 +175,42 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as `100/second` or `30/min`; `off` (or 0) means no limit."""
+    raw = os.environ.get(name, "").strip() or default
+    if raw.lower() in {"off", "0", "none"}:
+        return None
+    count, _, period = raw.partition("/")
+    if not count.isdigit() or period[:1].lower() not in {"s", "m", "h", "d"}:
+        raise ImproperlyConfigured(f"{name} must be like 100/second, 30/minute or off, got {raw!r}")
+    return raw
+
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "executions.throttling.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["executions.parsers.JSONBodyParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "executions.renderers.SafeJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("FLOWEXEC_THROTTLE_ANON", "20/second"),
+        "user": env_rate("FLOWEXEC_THROTTLE_USER", "300/second"),
+        "auth_failure": env_rate("FLOWEXEC_THROTTLE_AUTH_FAILURES", "30/minute"),
+    },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "executions.api_errors.exception_handler",
 }
@@ -193,6 +220,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Store flow definitions, run them as executions, and read their traces.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Like every /api/ endpoint, the schema and its docs need a token or a session.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from this app's static files, not a CDN: /api/docs/ works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from executions.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.hardening]
 
 SEED = 20261125
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -124,3 +124,157 @@ def test_malformed_flow_definitions_get_a_400_naming_a_problem(api_client: APICl
         if response.status_code == 400:
             detail = response.json()
             assert detail.get("problems") or detail.get("detail") or detail, body
+
+
+# --- bodies that must not exhaust the host, and inputs that must not poison reads ------------------
+
+ALIAS_BOMB = "\n".join(
+    ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    + [f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}]" for a, b in zip("abcdefghi", "bcdefghij", strict=True)]
+    + ["name: bomb", "steps: []"]
+)
+
+
+def _timed(call: Any) -> tuple[Any, float]:
+    import time
+
+    started = time.monotonic()
+    return call(), time.monotonic() - started
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(api_client: APIClient) -> None:
+    response, seconds = _timed(lambda: api_client.post("/api/flows/", ALIAS_BOMB, content_type="application/yaml"))
+    assert response.status_code == 400 and "alias" in json.dumps(response.json()), response.content[:300]
+    assert seconds < 1
+
+
+def test_a_50_mb_yaml_body_gets_413_at_once(api_client: APIClient) -> None:
+    body = "name: big\nsteps: []\ndescription: " + "x" * (50 * 1024 * 1024) + "\n"
+    response, seconds = _timed(lambda: api_client.post("/api/flows/", body, content_type="application/yaml"))
+    assert response.status_code == 413 and response.json()["detail"]
+    assert seconds < 1
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        pytest.param("/api/flows/", "application/json", "[" * 10_000 + "]" * 10_000, id="flow-json"),
+        pytest.param("/api/flows/", "application/yaml", "a: " + "[" * 1_000 + "]" * 1_000, id="flow-yaml"),
+        pytest.param(
+            "/api/executions/", "application/json",
+            '{"flow": "hello", "inputs": {"x": ' + "[" * 10_000 + "]" * 10_000 + "}}", id="execution-json",
+        ),
+        pytest.param(
+            "/api/executions/", "application/json",
+            '{"flow": "hello", "inputs": {"x": ' + "[" * 150 + "]" * 150 + "}}", id="execution-over-depth-limit",
+        ),
+        pytest.param("/v1/traces", "application/json", '{"resourceSpans": ' + "[" * 10_000 + "]" * 10_000 + "}",
+                     id="otlp-json"),
+    ],
+)  # fmt: skip
+def test_deep_nesting_is_a_400(api_client: APIClient, hello: Any, path: str, content_type: str, body: str) -> None:
+    response = api_client.post(path, body, content_type=content_type)
+    assert response.status_code == 400, response.content[:300]
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize("body", ["- null", "null", "123", "[]", "", "# only a comment\n", '"text"'])
+@pytest.mark.parametrize("content_type", ["application/json", "application/yaml"])
+def test_a_top_level_body_that_is_not_an_object_is_a_400(
+    api_client: APIClient, hello: Any, body: str, content_type: str
+) -> None:
+    flows = api_client.post("/api/flows/", body, content_type=content_type)
+    assert flows.status_code == 400 and flows.json(), (body, flows.content[:300])
+    put = api_client.put("/api/flows/hello/", body, content_type=content_type)
+    assert put.status_code == 400 and put.json(), (body, put.content[:300])
+    if content_type == "application/json":
+        executions = api_client.post("/api/executions/", body, content_type=content_type)
+        assert executions.status_code == 400 and executions.json(), (body, executions.content[:300])
+
+
+@pytest.mark.parametrize("value", ["\udfff", "a\ud800b", "nul\x00here"], ids=["lone-low", "lone-high", "nul"])
+def test_unstorable_text_in_inputs_is_a_400_and_stores_nothing(api_client: APIClient, hello: Any, value: str) -> None:
+    body = json.dumps({"flow": "hello", "inputs": {"name": value}})
+    response = api_client.post("/api/executions/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["detail"], response.content[:300]
+    assert not Execution.objects.exists()
+    flow = json.dumps({"name": "f", "description": value, "steps": []})
+    assert api_client.post("/api/flows/", flow, content_type="application/json").status_code == 400
+    assert api_client.get("/api/executions/").status_code == 200
+
+
+def test_a_stored_row_with_a_lone_surrogate_still_renders(api_client: APIClient, hello: Any) -> None:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL cannot store a lone surrogate at all")
+    Execution.objects.create(flow=hello, flow_name="hello", flow_version=1, inputs={"name": "\udfff"})
+    listed = api_client.get("/api/executions/")
+    assert listed.status_code == 200
+    assert listed.json()["results"][0]["inputs"] == {"name": "\udfff"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/flows/h\u00e9llo/",
+        "/api/flows/\U0001d11e/",
+        "/api/executions/\U0001d11e/",
+        "/api/executions/%F0%9D%84%9E/cancel/",
+        "/api/traces/\u00e9\u00e9/",
+        "/api/traces/%ED%BF%BF/",
+    ],
+)
+def test_non_ascii_path_segments_are_a_4xx(api_client: APIClient, path: str) -> None:
+    response = api_client.get(path)
+    assert 400 <= response.status_code < 500 and response.json(), response.content[:300]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/flows/hello.json"),
+        ("delete", "/api/flows/hello.json"),
+        ("post", "/api/flows.json"),
+        ("post", "/api/executions.json"),
+        ("post", "/api/executions/00000000-0000-0000-0000-000000000000/cancel.json"),
+    ],
+)
+def test_there_are_no_format_suffix_routes(api_client: APIClient, hello: Any, method: str, path: str) -> None:
+    response = getattr(api_client, method)(path, {"flow": "hello"}, format="json")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+def test_a_version_that_is_not_a_number_is_a_400(api_client: APIClient, hello: Any) -> None:
+    for version in ["abc", "0", "-1", "1.5", "99999999999999999999"]:
+        assert api_client.get(f"/api/flows/hello/?version={version}").status_code == 400, version
+        assert api_client.delete(f"/api/flows/hello/?version={version}").status_code == 400, version
+    assert api_client.get("/api/flows/hello/").status_code == 200
+
+
+def test_deleting_one_version_keeps_the_others_and_numbers_are_never_reused(api_client: APIClient) -> None:
+    first = {"name": "v", "steps": [{"name": "a", "type": "template", "template": "one"}]}
+    second = {"name": "v", "steps": [{"name": "a", "type": "template", "template": "two"}]}
+    assert api_client.post("/api/flows/", first, format="json").json()["version"] == 1
+    assert api_client.post("/api/flows/", second, format="json").json()["version"] == 2
+    assert api_client.delete("/api/flows/v/?version=2").status_code == 204
+    assert api_client.get("/api/flows/v/").json()["version"] == 1
+    assert api_client.get("/api/flows/v/?version=2").status_code == 404
+    assert api_client.delete("/api/flows/v/?version=2").status_code == 404
+    assert api_client.post("/api/flows/", second, format="json").json()["version"] == 3
+    assert api_client.delete("/api/flows/v/").status_code == 204
+    assert api_client.get("/api/flows/v/").status_code == 404
+    assert api_client.post("/api/flows/", first, format="json").json()["version"] == 4
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/flows/\u00e9t\u00e9/"), ("post", "/api/flows"), ("delete", "/api/flows/.exe/"), ("get", "/api/no")],
+)
+def test_unknown_api_paths_are_a_json_404_even_with_debug_and_a_session(
+    api_client: APIClient, settings: Any, method: str, path: str
+) -> None:
+    settings.DEBUG = True  # Django's DEBUG 404 page is HTML, and a POST without a slash would raise
+    api_client.cookies["sessionid"] = "anything"  # a cookie makes CSRF checks apply to non-DRF views
+    response = getattr(api_client, method)(path)
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}

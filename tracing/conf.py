@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_OTLP_MAX_BYTES": 8 * 1024 * 1024,
     "FLOWEXEC_SPAN_RETENTION_DAYS": 7,
     "FLOWEXEC_SPAN_RETENTION_MAX_ROWS": 200_000,
+    "FLOWEXEC_SPAN_RETENTION_MAX_BYTES": 512 * 1024 * 1024,
 }
 
 NEVER_RECORDED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})

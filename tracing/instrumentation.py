@@ -18,7 +18,6 @@ from opentelemetry import trace
 from tracing import conf, exporters
 from tracing.config import ProcessDefaults, TracingConfig, tracing_config
 from tracing.provider import TracingState, configure_tracing
-from tracing.redaction import active_mask, redact_url
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -82,9 +81,12 @@ def _never_capture_secret_headers() -> None:
     os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
 
 
-def _client_url(url: str) -> str:
-    """A client span's URL: no userinfo, no sensitive query values, the running execution's secrets masked."""
-    return active_mask(redact_url(url))
+def _guard_paths_before_the_django_middleware() -> None:
+    from django.conf import settings
+
+    guard = "tracing.safe_paths.LatinPathGuardMiddleware"
+    if guard not in settings.MIDDLEWARE:
+        settings.MIDDLEWARE.insert(0, guard)
 
 
 def _instrument(instrumentor: BaseInstrumentor, **options: Any) -> None:
@@ -100,7 +102,8 @@ def _instrument_libraries(*, database: bool) -> None:
 
     _never_capture_secret_headers()
     _instrument(DjangoInstrumentor(), excluded_urls=EXCLUDED_URLS)
-    _instrument(URLLib3Instrumentor(), url_filter=_client_url)
+    _guard_paths_before_the_django_middleware()
+    _instrument(URLLib3Instrumentor())
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
     _instrument(ThreadingInstrumentor())
     if database:

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+# What a row costs beyond its JSON columns (ids, names, times, index entries), in bytes.
+ROW_OVERHEAD_BYTES = 200
+
+
+class EncodedSizeField(models.PositiveIntegerField):
+    """The span's approximate stored size, computed on insert (bulk_create too) so retention can bound bytes."""
+
+    def pre_save(self, model_instance: Any, add: bool) -> int:
+        if add:
+            payload = [model_instance.attributes, model_instance.events, model_instance.resource]
+            text = model_instance.name + model_instance.status_message + model_instance.service_name
+            size = ROW_OVERHEAD_BYTES + len(text.encode("utf-8", "replace"))
+            size += len(json.dumps(payload, separators=(",", ":"), default=str))
+            setattr(model_instance, self.attname, size)
+        return getattr(model_instance, self.attname)
 
 
 class Span(models.Model):
@@ -35,9 +56,17 @@ class Span(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     events = models.JSONField(default=list, blank=True)
     resource = models.JSONField(default=dict, blank=True)
+    # When the store took the span: retention ages count from here, so a forged start_time cannot evict real spans.
+    received_at = models.DateTimeField(default=timezone.now)
+    size_bytes = EncodedSizeField(default=0)
+    # Who sent it through the OTLP receiver; null for spans of this service's own exporter.
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["start_time"]
+        permissions = [("ingest_spans", "Can send spans to the OTLP receiver")]
         constraints = [
             # Also the index behind lookups by trace: trace_id is its leading column.
             models.UniqueConstraint(fields=["trace_id", "span_id"], name="tracing_span_trace_span_uniq"),
@@ -45,6 +74,7 @@ class Span(models.Model):
         indexes = [
             models.Index(fields=["start_time"], name="tracing_span_start_idx"),
             models.Index(fields=["service_name", "start_time"], name="tracing_span_service_start_idx"),
+            models.Index(fields=["received_at", "id"], name="tracing_span_received_idx"),
         ]
 
     def __str__(self) -> str:

@@ -36,9 +36,9 @@ class DurationNsField(serializers.Field):
 class TraceSearchInput(serializers.Serializer):
     """Query of GET /api/traces/: a trace matches when one of its spans matches every filter given."""
 
-    service = serializers.CharField(required=False, default="", max_length=255)
-    name = serializers.CharField(required=False, default="", max_length=255)
-    min_duration = DurationNsField(source="min_duration_ns", required=False, default=0)
+    service = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    min_duration = DurationNsField(source="min_duration_ns", required=False)
 
 
 class TraceSummaryOutput(serializers.Serializer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import io
 import subprocess
 import sys
 import threading
@@ -414,3 +415,76 @@ def test_heartbeat_thread_calls_its_function_every_period_until_stopped() -> Non
     finally:
         heartbeat.stop()
     assert not heartbeat.thread.is_alive()
+
+
+# --- secret inputs at rest ------------------------------------------------------------------------
+
+SECRET = "s3cr3t-VALUE-8842"
+PASSWORD = "hunter2-PW-1937"
+
+
+def _everything_in_the_database() -> str:
+    """A dump of the database: `manage.py dumpdata`, plus every column of every table in raw SQL."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    texts = [dump.getvalue()]
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')
+            texts.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(texts)
+
+
+def _secret_flow(make_flow: Any, *steps: dict[str, Any]) -> Any:
+    return make_flow(
+        inputs={"api_key": {"type": "string", "secret": True}, "password": {"type": "string"}},
+        steps=[{"name": "use", "type": "template", "template": "key=${inputs.api_key} pw=${inputs.password}"},
+               *steps],
+        outputs={"said": "${steps.use.output}"},
+    )
+
+
+def test_secret_inputs_are_encrypted_while_running_and_gone_from_a_database_dump_after(
+    make_flow: Any, spans: Any
+) -> None:
+    flow = _secret_flow(make_flow, {"name": "nap", "type": "sleep", "seconds": 0.5, "after": ["use"]})
+    execution = services.execution_create(flow=flow, inputs={"api_key": SECRET, "password": PASSWORD})
+    assert execution.inputs == {"api_key": "[REDACTED]", "password": "[REDACTED]"}
+    worker = threading.Thread(target=services.execution_run, kwargs={"execution": execution})
+    worker.start()
+    wait_until(lambda: StepRun.objects.filter(execution=execution, name="nap").exists(), timeout=10,
+               message="the run to reach its second step")
+    during = _everything_in_the_database()
+    assert Execution.objects.get(pk=execution.pk).secret_inputs  # sealed, readable by the runner
+    worker.join(timeout=10)
+
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.SUCCEEDED, execution.error
+    assert execution.secret_inputs == ""
+    after = _everything_in_the_database()
+    for text in (during, after):
+        assert SECRET not in text and PASSWORD not in text
+    exported = repr([(s.attributes, [e.attributes for e in s.events]) for s in spans.all()])
+    assert SECRET not in exported and PASSWORD not in exported
+
+
+@pytest.mark.parametrize("ending", ["fail", "cancel"])
+def test_secret_inputs_are_erased_on_every_finish(make_flow: Any, ending: str) -> None:
+    flow = _secret_flow(make_flow)
+    execution = services.execution_create(flow=flow, inputs={"api_key": SECRET, "password": PASSWORD})
+    if ending == "fail":
+        services.execution_fail(execution_id=execution.pk, reason="interrupted: test")
+    else:
+        services.execution_cancel(execution=execution)
+    assert Execution.objects.get(pk=execution.pk).secret_inputs == ""
+
+
+def test_secret_inputs_sealed_with_another_key_fail_the_run_with_the_reason(make_flow: Any, settings: Any) -> None:
+    flow = _secret_flow(make_flow)
+    execution = services.execution_create(flow=flow, inputs={"api_key": SECRET, "password": PASSWORD})
+    settings.FLOWEXEC_SECRETS_KEY = "another-key"
+    execution = services.execution_run(execution=execution)
+    assert execution.status == Execution.Status.FAILED and "cannot be decrypted" in execution.error

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError
+from django.db.models import F
 from django.utils import timezone
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -34,6 +35,11 @@ def make_row(span_id: str, *, start: Any = None, trace_id: str = "ab" * 16, dura
         start_ns=start_ns, end_ns=start_ns + duration_ns, status="UNSET", status_message="",
         attributes={}, events=[], resource={"service.name": "test"},
     )  # fmt: skip
+
+
+def received_when_started() -> None:
+    """Retention counts from arrival: pretend each stored span arrived when it started."""
+    Span.objects.update(received_at=F("start_time"))
 
 
 def finished_spans() -> list[ReadableSpan]:
@@ -108,6 +114,7 @@ def test_writer_writes_queued_rows_in_the_background_and_refuses_what_does_not_f
 def test_prune_removes_spans_older_than_the_age_limit_and_keeps_recent_ones() -> None:
     now = timezone.now()
     write_rows([make_row("0000000000000001", start=now - timedelta(days=10)), make_row("0000000000000002", start=now)])
+    received_when_started()
     assert retention.prune_spans(max_age_days=7, max_rows=None) == 1
     assert list(Span.objects.values_list("span_id", flat=True)) == ["0000000000000002"]
 
@@ -115,6 +122,7 @@ def test_prune_removes_spans_older_than_the_age_limit_and_keeps_recent_ones() ->
 def test_prune_keeps_only_the_newest_rows_beyond_the_row_limit() -> None:
     now = timezone.now()
     write_rows([make_row(f"{n:016x}", start=now - timedelta(minutes=n)) for n in range(1, 6)])
+    received_when_started()
     assert retention.prune_spans(max_age_days=None, max_rows=2) == 3
     assert sorted(Span.objects.values_list("span_id", flat=True)) == [f"{1:016x}", f"{2:016x}"]
 
@@ -124,6 +132,7 @@ def test_prunespans_command_applies_the_settings(settings: Any) -> None:
     settings.FLOWEXEC_SPAN_RETENTION_MAX_ROWS = 0
     now = timezone.now()
     write_rows([make_row("0000000000000001", start=now - timedelta(days=2)), make_row("0000000000000002", start=now)])
+    received_when_started()
     out = StringIO()
     call_command("prunespans", stdout=out)
     assert out.getvalue().strip() == "Deleted 1 spans."

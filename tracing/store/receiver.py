@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,10 @@ class OtlpDecodeError(Exception):
     """The body is not an OTLP ExportTraceServiceRequest."""
 
 
+class SpansForbidden(Exception):
+    """The sender may not add spans to a trace of the request."""
+
+
 class StoreBusy(Exception):
     """The writer's queue is full; the client should retry later."""
 
@@ -69,10 +73,25 @@ def media_type(content_type: str) -> str:
     return media
 
 
-def receive(body: bytes, *, media: str, content_encoding: str, limit: int) -> ReceiveResult:
-    """Decode one export request and queue its valid spans for the writer; nothing is queued on error."""
+def receive(
+    body: bytes,
+    *,
+    media: str,
+    content_encoding: str,
+    limit: int,
+    sender_id: int | None = None,
+    closed_traces: Callable[[set[str]], set[str]] | None = None,
+) -> ReceiveResult:
+    """Decode one export request and queue its valid spans for the writer; nothing is queued on error.
+
+    Rows are stamped with sender_id; closed_traces names the trace ids this sender may not write into,
+    and any span in one of them refuses the whole request (SpansForbidden).
+    """
     request = decode_request(decompress(body, content_encoding, limit), media)
     rows, rejected, message = rows_from_otlp(request)
+    if closed_traces is not None and rows and (closed := closed_traces({row["trace_id"] for row in rows})):
+        raise SpansForbidden(f"not allowed to add spans to trace {sorted(closed)[0]}")
+    rows = [{**row, "sender_id": sender_id} for row in rows]
     if rows and not span_writer.submit(rows):
         raise StoreBusy("span store queue is full")
     return ReceiveResult(rejected=rejected, message=message)
@@ -108,6 +127,8 @@ def decode_request(data: bytes, media: str) -> ExportTraceServiceRequest:
         document = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise OtlpDecodeError(f"invalid JSON body: {exc}") from exc
+    except RecursionError as exc:
+        raise OtlpDecodeError("JSON body is nested too deeply") from exc
     if not isinstance(document, dict):
         raise OtlpDecodeError("JSON body is not an object")
     for holder in _id_holders(document):
@@ -117,7 +138,7 @@ def decode_request(data: bytes, media: str) -> ExportTraceServiceRequest:
     try:
         # Unknown fields are ignored, as the OTLP specification asks of receivers.
         return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError) as exc:
+    except (json_format.ParseError, TypeError, ValueError, RecursionError) as exc:
         raise OtlpDecodeError(f"invalid OTLP/JSON body: {exc}") from exc
 
 

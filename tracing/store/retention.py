@@ -1,4 +1,4 @@
-"""Bounded retention: drop spans older than the age limit and beyond the row limit."""
+"""Bounded retention by age, rows and bytes, all counted from when the store received each span."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+from django.db.models import F, Q, Sum, Window
 from django.utils import timezone
 
 from tracing import conf
@@ -17,27 +18,47 @@ PRUNE_INTERVAL_SECONDS = 600.0
 _prune_lock = threading.Lock()
 _next_prune_at = 0.0
 
+# Newest first by arrival: a span's own start_time is whatever its sender wrote, so it never decides.
+NEWEST_FIRST = (F("received_at").desc(), F("id").desc())
 
-def prune_spans(*, max_age_days: float | None, max_rows: int | None, now: datetime | None = None) -> int:
-    """Delete spans started over max_age_days ago, then all but the newest max_rows; 0/None: no limit."""
+
+def prune_spans(
+    *,
+    max_age_days: float | None,
+    max_rows: int | None,
+    max_bytes: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Delete spans received over max_age_days ago, then beyond the newest max_rows and max_bytes; 0/None: no limit."""
     deleted = 0
     if max_age_days:
         cutoff = (now or timezone.now()) - timedelta(days=max_age_days)
-        deleted += Span.objects.filter(start_time__lt=cutoff).delete()[0]
+        deleted += Span.objects.filter(received_at__lt=cutoff).delete()[0]
     if max_rows:
-        # Walks the start_time index down to the boundary row, instead of counting the table.
-        newest_first = Span.objects.order_by("-start_time").values_list("start_time", flat=True)
-        boundary = list(newest_first[max_rows : max_rows + 1])
-        if boundary:
-            deleted += Span.objects.filter(start_time__lte=boundary[0]).delete()[0]
+        # Walks the (received_at, id) index down to the boundary row, instead of counting the table.
+        boundary = Span.objects.order_by(*NEWEST_FIRST).values("received_at", "id")[max_rows : max_rows + 1]
+        deleted += _delete_from(next(iter(boundary), None))
+    if max_bytes:
+        running = Window(Sum("size_bytes"), order_by=NEWEST_FIRST)
+        over = Span.objects.annotate(kept=running).filter(kept__gt=max_bytes).order_by(*NEWEST_FIRST)
+        deleted += _delete_from(over.values("received_at", "id").first())
     return deleted
 
 
+def _delete_from(boundary: dict | None) -> int:
+    """Delete the boundary row and every row received before it."""
+    if boundary is None:
+        return 0
+    older = Q(received_at__lt=boundary["received_at"]) | Q(received_at=boundary["received_at"], id__lte=boundary["id"])
+    return Span.objects.filter(older).delete()[0]
+
+
 def prune_spans_from_settings() -> int:
-    """Apply FLOWEXEC_SPAN_RETENTION_DAYS and FLOWEXEC_SPAN_RETENTION_MAX_ROWS."""
+    """Apply FLOWEXEC_SPAN_RETENTION_DAYS, FLOWEXEC_SPAN_RETENTION_MAX_ROWS and FLOWEXEC_SPAN_RETENTION_MAX_BYTES."""
     return prune_spans(
         max_age_days=conf.get("FLOWEXEC_SPAN_RETENTION_DAYS"),
         max_rows=conf.get("FLOWEXEC_SPAN_RETENTION_MAX_ROWS"),
+        max_bytes=conf.get("FLOWEXEC_SPAN_RETENTION_MAX_BYTES"),
     )
 
 

@@ -6,7 +6,7 @@ import base64
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAME_MAX_LENGTH = 255
@@ -30,6 +30,7 @@ class SpanRow(TypedDict):
     attributes: dict[str, Any]
     events: list[dict[str, Any]]
     resource: dict[str, Any]
+    sender_id: NotRequired[int | None]  # the user who sent it to the OTLP receiver
 
 
 def text(value: str) -> str:

@@ -222,9 +222,14 @@ class TraceSearch:
         return [{"trace_id": trace_id} for trace_id in list(trace_ids)[start:stop]]
 
 
-def trace_search(*, service: str = "", name: str = "", min_duration_ns: int = 0) -> TraceSearch:
-    """Ids of traces holding a span that matches every given filter, the most recently active first."""
-    spans = Span.objects.all()
+def trace_search(
+    *, service: str = "", name: str = "", min_duration_ns: int = 0, within: QuerySet | None = None
+) -> TraceSearch:
+    """Ids of traces holding a span that matches every given filter, the most recently active first.
+
+    `within` (a trace-id subquery) restricts the search to the traces a caller may see.
+    """
+    spans = Span.objects.all() if within is None else Span.objects.filter(trace_id__in=within)
     if service:
         spans = spans.filter(service_name=service)
     if name:
