@@ -15,7 +15,7 @@ from executions import pages, services
 from executions.models import Execution, Flow
 from tracing import conf as tracing_conf
 from tracing.paging import EstimatedCountPaginator
-from tracing.waterfall import trace_waterfall
+from tracing.waterfall import format_timestamp, trace_waterfall
 
 
 class ReadOnlyAdminMixin:
@@ -73,19 +73,19 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="created", ordering="created_at")
     def created(self, execution: Execution) -> str:
-        return pages.format_timestamp(execution.created_at)
+        return format_timestamp(execution.created_at)
 
     @admin.display(description="started")
     def started(self, execution: Execution) -> str:
-        return pages.format_timestamp(execution.started_at)
+        return format_timestamp(execution.started_at)
 
     @admin.display(description="finished")
     def finished(self, execution: Execution) -> str:
-        return pages.format_timestamp(execution.finished_at)
+        return format_timestamp(execution.finished_at)
 
     @admin.display(description="last heartbeat")
     def heartbeat(self, execution: Execution) -> str:
-        return pages.format_timestamp(execution.heartbeat_at)
+        return format_timestamp(execution.heartbeat_at)
 
     @admin.display(description="parent execution")
     def parent_link(self, execution: Execution) -> str:

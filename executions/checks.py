@@ -40,6 +40,12 @@ def check_execution_settings(app_configs: Any = None, **kwargs: Any) -> list[Err
     for name in ("FLOWEXEC_HTTP_ALLOWED_HOSTS", "FLOWEXEC_PYTHON_FUNCTIONS"):
         if not _is_string_list(conf.get(name)) and conf.get(name) != []:
             errors.append(_error(name, f"must be a list of strings, got {conf.get(name)!r}", 3))
+    allowed = conf.get("FLOWEXEC_HTTP_ALLOWED_HOSTS")
+    if _is_string_list(allowed):
+        try:
+            engine.parse_allowlist(frozenset(allowed))
+        except ValueError as exc:
+            errors.append(_error("FLOWEXEC_HTTP_ALLOWED_HOSTS", str(exc), 6))
     functions = conf.get("FLOWEXEC_PYTHON_FUNCTIONS")
     if _is_string_list(functions):
         try:

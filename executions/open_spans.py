@@ -17,6 +17,11 @@ def step_span_id(step_run: StepRun) -> str:
     return f"{step_run.pk:016x}"[-16:]
 
 
+def execution_span_id(execution: Execution) -> str:
+    """The execution span's id, or a stand-in while the row does not carry it yet."""
+    return execution.span_id or execution.pk.hex[:16]
+
+
 def open_spans(trace_id: str) -> list[OpenSpan]:
     """The execution and step spans of the trace's running executions, plus finished steps not stored yet."""
     executions = list(
@@ -33,8 +38,7 @@ def open_spans(trace_id: str) -> list[OpenSpan]:
         ]
         spans.extend(_step_span(execution, step) for step in steps if step.started_at is not None)
     for execution in executions:
-        if execution.span_id:
-            spans.append(_execution_span(execution, _spawning_step(execution, running_flow_steps)))
+        spans.append(_execution_span(execution, _spawning_step(execution, running_flow_steps)))
     return spans
 
 
@@ -46,7 +50,7 @@ def _execution_span(execution: Execution, parent_id: str) -> OpenSpan:
         keys.FLOW_CLIENT: execution.client,
     }
     return OpenSpan(
-        span_id=execution.span_id,
+        span_id=execution_span_id(execution),
         parent_id=parent_id,
         name=keys.EXECUTE_FLOW_SPAN.format(flow=execution.flow_name),
         start_time=execution.started_at,
@@ -61,7 +65,7 @@ def _step_span(execution: Execution, step: StepRun) -> OpenSpan:
     attributes = {keys.FLOW_STEP_NAME: step.name, keys.FLOW_STEP_TYPE: step.type, keys.FLOW_STEP_ATTEMPT: step.attempts}
     return OpenSpan(
         span_id=step_span_id(step) if running or not step.span_id else step.span_id,
-        parent_id=execution.span_id,
+        parent_id=execution_span_id(execution),
         name=keys.STEP_SPAN.format(step=step.name),
         start_time=step.started_at,
         end_time=None if running else step.finished_at or step.started_at,

@@ -14,7 +14,7 @@ from tracing import conf
 from tracing.models import Span
 from tracing.paging import EstimatedCountPaginator
 from tracing.store import selectors
-from tracing.waterfall import trace_waterfall
+from tracing.waterfall import format_timestamp, trace_waterfall
 
 
 class ServiceFilter(admin.SimpleListFilter):
@@ -55,7 +55,7 @@ class SpanAdmin(admin.ModelAdmin):
 
     @admin.display(description="start", ordering="start_time")
     def start(self, span: Span) -> str:
-        return span.start_time.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return format_timestamp(span.start_time)
 
     @admin.display(description="duration", ordering="duration_ns")
     def duration(self, span: Span) -> str:

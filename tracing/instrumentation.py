@@ -18,7 +18,6 @@ from opentelemetry import trace
 from tracing import conf, exporters
 from tracing.config import ProcessDefaults, TracingConfig, tracing_config
 from tracing.provider import TracingState, configure_tracing
-from tracing.redaction import active_mask, redact_url
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -90,11 +89,6 @@ def _guard_paths_before_the_django_middleware() -> None:
         settings.MIDDLEWARE.insert(0, guard)
 
 
-def _client_url(url: str) -> str:
-    """A client span's URL: no userinfo, no sensitive query values, the running execution's secrets masked."""
-    return active_mask(redact_url(url))
-
-
 def _instrument(instrumentor: BaseInstrumentor, **options: Any) -> None:
     """Instrument unless already done (by opentelemetry-instrument, or an earlier call): no warning twice."""
     if not instrumentor.is_instrumented_by_opentelemetry:
@@ -109,7 +103,7 @@ def _instrument_libraries(*, database: bool) -> None:
     _never_capture_secret_headers()
     _instrument(DjangoInstrumentor(), excluded_urls=EXCLUDED_URLS)
     _guard_paths_before_the_django_middleware()
-    _instrument(URLLib3Instrumentor(), url_filter=_client_url)
+    _instrument(URLLib3Instrumentor())
     # Threads and thread pools (the async pool, threads a python step starts) inherit the trace.
     _instrument(ThreadingInstrumentor())
     if database:

@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.utils import timezone
+
 from tracing.models import Span
 from tracing.store.rows import datetime_from_ns
 from tracing.store.selectors import is_running, trace_get_live, walk_tree
@@ -132,6 +134,13 @@ def _bar(span: Span, depth: int, trace_start: datetime, total_us: int, service_c
         ],
         running=is_running(span),
     )
+
+
+def format_timestamp(value: datetime | None) -> str:
+    """A time in the current time zone, to the millisecond (the admin's one format); "-" when unset."""
+    if value is None:
+        return "-"
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _event_time(event: dict) -> datetime:

@@ -13,6 +13,7 @@ from .errors import (
 )
 from .functions import builtin_functions, load_functions
 from .hooks import NullHooks, RunHooks
+from .http import parse_allowlist
 from .loading import check_depth, load, load_document
 from .scheduler import run
 from .validation import bind_inputs, parse, secret_inputs
@@ -39,6 +40,7 @@ __all__ = [
     "load_document",
     "load_functions",
     "parse",
+    "parse_allowlist",
     "run",
     "secret_inputs",
 ]

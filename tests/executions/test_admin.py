@@ -183,3 +183,16 @@ def test_a_running_execution_lists_its_later_steps_as_not_started_yet(staff_clie
     Execution.objects.filter(pk=execution.pk).update(status=Execution.Status.RUNNING)
     page = staff_client.get(f"/admin/executions/execution/{execution.pk}/change/").content.decode()
     assert step_rows(page) == [("first", "not started yet")]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+def test_execution_list_page_is_read_through_an_index_not_a_sort_of_the_table(
+    staff_client: Client, executions: list[Execution]
+) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        staff_client.get("/admin/executions/execution/")
+    (page_query,) = [q["sql"] for q in queries if q["sql"].startswith('SELECT "executions_execution"."id"')]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {page_query}")
+        plan = [row[-1] for row in cursor.fetchall()]
+    assert not [step for step in plan if "TEMP B-TREE" in step], plan

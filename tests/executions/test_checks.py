@@ -33,6 +33,12 @@ def test_unknown_python_function_is_a_check_error_naming_the_setting(settings: A
     assert "FLOWEXEC_PYTHON_FUNCTIONS" in errors[0].msg and "no_such_module" in errors[0].msg
 
 
+def test_malformed_http_allowlist_entry_is_a_check_error(settings: Any) -> None:
+    settings.FLOWEXEC_HTTP_ALLOWED_HOSTS = ["api.example:443", "api.example:https"]
+    errors = checks.check_execution_settings()
+    assert ids(errors) == ["flowexec.E006"] and '"api.example:https"' in errors[0].msg
+
+
 @pytest.mark.parametrize("value", [["X-Request-ID"], {"X-Request-ID": 3}, {"": "request_id"}])
 def test_malformed_header_attributes_is_a_check_error(settings: Any, value: Any) -> None:
     settings.FLOWEXEC_HEADER_ATTRIBUTES = value

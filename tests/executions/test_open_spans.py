@@ -129,3 +129,9 @@ def test_flowexec_trace_shows_the_running_steps_flagged(api_client: APIClient, r
     running = [line.strip().split("  ")[0] for line in lines if line.endswith("  running")]
     assert running == ["execute_flow slow", "step pause"]
     assert any(line.strip().startswith("step first") and not line.endswith("running") for line in lines)
+
+
+def test_steps_nest_under_the_execution_before_its_row_names_the_span(running_execution: Execution) -> None:
+    Execution.objects.filter(pk=running_execution.pk).update(span_id="")
+    spans = {span.name: span for span in open_spans(TRACE)}
+    assert spans["step pause"].parent_id == spans["execute_flow slow"].span_id == running_execution.pk.hex[:16]

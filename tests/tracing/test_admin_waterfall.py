@@ -214,3 +214,15 @@ def test_span_admin_never_counts_the_whole_table(staff_client: Client) -> None:
     assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
     assert not [q["sql"] for q in queries if "DISTINCT" in q["sql"].upper() and "LIMIT" not in q["sql"].upper()]
 
+
+
+def test_a_span_page_of_a_running_trace_draws_the_running_work_and_refreshes(staff_client: Client) -> None:
+    store_trace(TRACE, SPANS[:1])
+    execution = make_execution()
+    Execution.objects.filter(pk=execution.pk).update(
+        status=Execution.Status.RUNNING, span_id="c" * 16, started_at=timezone.now(), finished_at=None
+    )
+    span_pk = staff_client.get(reverse("admin:tracing_span_changelist"), {"q": TRACE}).context["cl"].result_list[0].pk
+    html = staff_client.get(reverse("admin:tracing_span_change", args=[span_pk])).content.decode()
+    assert 'data-live="1"' in html and "tracing/live.js" in html
+    assert [name for name, _, _ in open_bars(html)] == ["execute_flow greet"]
