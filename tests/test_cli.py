@@ -984,3 +984,25 @@ def test_dead_trace_backend_neither_fails_nor_delays_the_cli(service, silent_por
     assert "Hello, world!" in result.stdout
     # The CLI's export budget is 0.75 s and its flush is capped at 1.5 s; with no backend it costs no more.
     assert seconds < baseline_seconds + 1.5, (seconds, baseline_seconds)
+
+
+@pytest.mark.slow
+def test_list_against_the_service_filters_by_request_id_and_cuts_at_the_limit(service):
+    request_id = f"cli-list-{uuid.uuid4()}"
+    for _ in range(4):
+        response = service.request(
+            "POST", "/api/executions/", json={"flow": "hello"}, headers={"X-Request-ID": request_id}
+        )
+        assert response.status == 201, response.data
+    env = service.client_env(OTEL_TRACES_EXPORTER="none")
+    cut = run_cli("--json", "list", "--request-id", request_id, "--limit", "3", "--since", "1h", env=env)
+    assert cut.returncode == 0, cut.stderr
+    body = json.loads(cut.stdout)
+    assert (len(body["results"]), body["more"]) == (3, True)
+    assert {e["request_id"] for e in body["results"]} == {request_id}
+    whole = json.loads(run_cli("--json", "list", "--request-id", request_id, "--client", "api", env=env).stdout)
+    assert (len(whole["results"]), whole["more"]) == (4, False)
+    created = [e["created_at"] for e in whole["results"]]
+    assert created == sorted(created, reverse=True)
+    none = json.loads(run_cli("--json", "list", "--request-id", request_id, "--client", "cli", env=env).stdout)
+    assert none["results"] == []

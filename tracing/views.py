@@ -14,6 +14,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from executions import selectors as execution_selectors
@@ -49,6 +50,8 @@ class OtlpTracesView(APIView):
     """Receive OTLP/HTTP trace exports (protobuf or JSON, gzip or not) into the span store."""
 
     permission_classes = [ReceiverPermission]
+    # Anonymous senders exist only on a trusted network (receiver auth off), e.g. a Collector: not throttled.
+    throttle_classes = [UserRateThrottle]
     parser_classes: list = []  # the body is read raw: chunked bodies and the size limit need it
 
     def post(self, request: Request) -> HttpResponse:
