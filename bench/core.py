@@ -132,6 +132,8 @@ def child_env(**overrides: str) -> dict[str, str]:
         DJANGO_SECRET_KEY=SECRET_KEY,
         DJANGO_SETTINGS_MODULE="bench.settings",
         FLOWEXEC_LOG_LEVEL="WARNING",
+        # Plain HTTP on loopback, as behind a TLS-terminating proxy that does the redirect itself.
+        DJANGO_SECURE_SSL_REDIRECT="0",
         # The API's per-user throttle stays on (its cost is measured) but far above any rate wrk reaches.
         FLOWEXEC_THROTTLE_USER="1000000/second",
     )

@@ -69,13 +69,14 @@ def main() -> int:
         print(f"\n=== {name} ===", flush=True)
         started = time.monotonic()
         load = load_average()
+        begun = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         try:
             section = runners[name](scale, workdir / name)
         except Exception as exc:
             section = Section(name, name, notes=[f"FAILED: {type(exc).__name__}: {exc}"[:3000]])
             failed.append(name)
         section.command = f".venv/bin/python {command.strip()}"
-        section.date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        section.date = begun
         section.commit = git_commit()
         section.seconds = round(time.monotonic() - started, 1)
         section.notes.append(f"load average (1, 5, 15 min) before / after: {load} / {load_average()}")
