@@ -129,7 +129,7 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             **(extra_context or {}),
             "steps": pages.execution_steps(execution) if execution is not None else [],
             "waterfall": trace_waterfall(trace_id) if trace_id else None,
-            "live": execution is not None and not execution.is_finished,
+            "live": execution is not None and pages.execution_is_live(execution),
             "trace_url": template.format(trace_id=trace_id) if template and trace_id else "",
         }
         return super().change_view(request, object_id, form_url, extra_context=context)

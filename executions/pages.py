@@ -20,6 +20,8 @@ from tracing.waterfall import format_timestamp
 
 # Longest step output shown on the page; the API has the whole of it.
 OUTPUT_PREVIEW_CHARS = 2000
+# A finished execution's page keeps refreshing this long: its last spans reach the store after a batch delay.
+LIVE_AFTER_FINISH = timedelta(seconds=5)
 NEVER_STARTED = "never started"
 NOT_STARTED_YET = "not started yet"
 
@@ -72,6 +74,13 @@ def preview(value: Any, limit: int = OUTPUT_PREVIEW_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… (cut: {len(text)} characters in all)"
+
+
+def execution_is_live(execution: Execution) -> bool:
+    """True while the execution's page should refresh: it runs, or it ended moments ago."""
+    if not execution.is_finished:
+        return True
+    return execution.finished_at is not None and timezone.now() - execution.finished_at < LIVE_AFTER_FINISH
 
 
 def execution_steps(execution: Execution) -> list[StepRow]:

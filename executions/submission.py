@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connection
+from django.db import close_old_connections
 
 from executions import conf, runner, selectors, services
 from executions.models import Execution
@@ -94,7 +94,7 @@ def _enqueue(execution: Execution) -> Future[Execution | None] | None:
             runner.release(execution_id)
             return None
         # The caller's trace context (and baggage) goes with it to the pool thread.
-        future = _in_process_pool().submit(contextvars.copy_context().run, _run_in_pool, execution_id)
+        future = _in_process_pool().submit(contextvars.copy_context().run, _run_in_pool, execution)
         _queued[execution_id] = future
     return future
 
@@ -108,7 +108,9 @@ def _in_process_pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def _run_in_pool(execution_id: str) -> Execution | None:
+def _run_in_pool(execution: Execution) -> Execution | None:
+    """Run one queued execution (the submitter's instance: no need to read the row again)."""
+    execution_id = str(execution.pk)
     with _lock:
         _queued.pop(execution_id, None)
         started = not _stopping.is_set()
@@ -117,7 +119,7 @@ def _run_in_pool(execution_id: str) -> Execution | None:
     # Boundary: a background job has no caller to report to; log, and never kill the pool thread.
     try:
         if started:
-            return services.execution_run(execution=Execution.objects.select_related("flow").get(pk=execution_id))
+            return services.execution_run(execution=execution)
     except Exception:
         logger.exception("execution %s could not run", execution_id)
     finally:
@@ -125,7 +127,7 @@ def _run_in_pool(execution_id: str) -> Execution | None:
             _running.discard(execution_id)
             _idle.notify_all()
         runner.release(execution_id)
-        connection.close()
+        close_old_connections()  # a pool thread lives on: keep its connection within CONN_MAX_AGE
     return None
 
 

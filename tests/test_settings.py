@@ -65,3 +65,26 @@ def test_check_deploy_is_clean_with_production_settings_from_the_environment_onl
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no issues" in proc.stdout
+
+
+CELERY_PROBE = """
+import json
+from flowexec import settings
+print(json.dumps([settings.CELERY_TASK_TIME_LIMIT, settings.CELERY_WORKER_MAX_TASKS_PER_CHILD,
+                  settings.CELERY_TASK_DEFAULT_QUEUE]))
+"""
+
+
+def test_celery_tasks_get_a_time_limit_and_child_processes_a_task_budget():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FLOWEXEC_", "OTEL_"))}
+
+    def limits(**env: str) -> list:
+        proc = subprocess.run([sys.executable, "-c", CELERY_PROBE],
+                              env={**clean, "PYTHONPATH": str(REPO), "DJANGO_SECRET_KEY": "x" * 50, **env},
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    assert limits() == [3600.0, 1000, "flowexec"]
+    assert limits(FLOWEXEC_TASK_TIME_LIMIT="90", FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD="50",
+                  FLOWEXEC_CELERY_QUEUE="q2") == [90.0, 50, "q2"]

@@ -317,3 +317,41 @@ def test_schema_and_docs_are_served(api_client: APIClient) -> None:
 
 def _finished(body: dict[str, Any]) -> dict[str, Any] | None:
     return body if body["status"] in {"succeeded", "failed", "cancelled"} else None
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({}, "execution_created_idx"),
+        ({"flow_name": "hello"}, "execution_flow_idx"),
+        ({"status": "failed"}, "execution_status_idx"),
+        ({"client": "cli"}, "execution_client_idx"),
+        ({"request_id": "r"}, "execution_request_id_idx"),
+        ({"trace_id": "t"}, "execution_trace_id_idx"),
+    ],
+)
+def test_each_list_filter_with_the_default_order_is_served_by_an_index(
+    user: Any, filters: dict[str, str], index: str
+) -> None:
+    from django.db import connection
+
+    from executions import selectors
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's planner picks a sequential scan for a table this small")
+    page = selectors.execution_list(user=user).filter(**filters).order_by("-created_at", "-id")[:51]
+    plan = page.explain()
+    assert index in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_users_own_executions_page_is_served_by_an_index(db: None) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from executions import selectors
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's planner picks a sequential scan for a table this small")
+    bob = get_user_model().objects.create_user("bob")
+    plan = selectors.execution_list(user=bob).order_by("-created_at", "-id")[:51].explain()
+    assert "execution_created_by_idx" in plan and "TEMP B-TREE" not in plan, plan

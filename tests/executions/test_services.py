@@ -407,16 +407,6 @@ def test_bootstrap_starts_a_process_once_however_often_it_is_called(monkeypatch:
     assert beats[0][1] == runner.heartbeat_period(60.0)
 
 
-def test_heartbeat_thread_calls_its_function_every_period_until_stopped() -> None:
-    calls = threading.Semaphore(0)
-    heartbeat = runner.Heartbeat(calls.release, 0.01).start()
-    try:
-        assert all(calls.acquire(timeout=5) for _ in range(3))
-    finally:
-        heartbeat.stop()
-    assert not heartbeat.thread.is_alive()
-
-
 # --- secret inputs at rest ------------------------------------------------------------------------
 
 SECRET = "s3cr3t-VALUE-8842"

@@ -17,7 +17,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -493,25 +492,6 @@ def test_redelivered_task_fails_an_execution_whose_worker_died(make_flow):
     assert execution.status == Execution.Status.FAILED
     assert execution.error == f"interrupted: worker {dead} died while running it (task redelivered)"
     assert execution.step_runs.get().status == StepRun.Status.FAILED
-
-
-def test_runner_is_alive_while_it_reports_and_its_process_exists():
-    from django.utils import timezone
-
-    from executions import runner
-
-    now = timezone.now()
-    elsewhere = "other-host.example:4242:cafe0001"
-
-    def alive(owner: str, heartbeat: Any) -> bool:
-        return runner.is_alive(owner, heartbeat, now=now, stale_after=60)
-
-    assert alive(elsewhere, now)
-    assert not alive(elsewhere, now - timedelta(seconds=61))
-    assert not alive(elsewhere, None)
-    assert not alive("", now)
-    assert alive(runner.runner_id(), now)
-    assert not alive(f"{socket.gethostname()}:{_unused_pid()}:deadbeef", now)
 
 
 def _unused_pid() -> int:

@@ -171,16 +171,20 @@ def test_a_running_execution_draws_its_running_steps_open_at_the_right_and_refre
     assert len(re.findall(r'<span class="wf-running-tag">running</span> <span class="wf-name">', html)) == 2
 
 
-def test_a_finished_execution_page_does_not_refresh(staff_client: Client) -> None:
+def test_a_finished_execution_page_refreshes_only_until_its_last_spans_can_have_arrived(staff_client: Client) -> None:
     store_trace()
-    html = staff_client.get(change_url(make_execution())).content.decode()
+    execution = make_execution()
+    html = staff_client.get(change_url(execution)).content.decode()
+    assert 'data-live="1"' in html and "wf-open" not in html and "Finished moments ago" in html
+    Execution.objects.filter(pk=execution.pk).update(finished_at=timezone.now() - timedelta(seconds=30))
+    html = staff_client.get(change_url(execution)).content.decode()
     assert 'data-live="0"' in html and "wf-open" not in html and "this view refreshes" not in html
 
 
 def test_a_pending_execution_page_refreshes_until_it_starts(staff_client: Client) -> None:
     execution = Execution.objects.create(flow_name="greet", flow_version=1, trace_id=OTHER)
     html = staff_client.get(change_url(execution)).content.decode()
-    assert 'data-live="1"' in html and "No spans yet" in html
+    assert 'data-live="1"' in html and "No spans of this trace are in the embedded store yet." in html
 
 
 def test_span_admin_lists_spans_newest_first_through_an_index(staff_client: Client) -> None:

@@ -70,7 +70,7 @@ NAPPER = {
     "name": "napper",
     "steps": [
         {"name": "warm", "type": "template", "template": "warm"},
-        {"name": "nap", "type": "sleep", "seconds": 6, "after": ["warm"]},
+        {"name": "nap", "type": "sleep", "seconds": 10, "after": ["warm"]},
     ],
 }
 NAP_ROW = '.wf-row:has(.wf-name:text-is("step nap"))'
@@ -111,7 +111,7 @@ def test_a_running_execution_page_draws_bars_that_appear_and_grow_until_it_ends(
             response = live_service.request("POST", "/api/executions/", body=body, headers=headers)
             assert response.status == 202, response.data
             page.goto(f"{live_service.url}/admin/executions/execution/{response.json()['id']}/change/")
-            page.wait_for_selector(f"{NAP_ROW}.wf-running .wf-bar.wf-open", timeout=10_000)
+            page.wait_for_selector(f"{NAP_ROW}.wf-running .wf-bar.wf-open", timeout=20_000)
             assert page.locator("#trace-panel").get_attribute("data-live") == "1"
             first = running_nap(page)
             assert first is not None and first["right"] == pytest.approx(1, abs=0.01), "open up to now"
@@ -124,12 +124,12 @@ def test_a_running_execution_page_draws_bars_that_appear_and_grow_until_it_ends(
                     return row && parseFloat(row.dataset.durationMs) > before + 500;
                 }""",
                 arg=first["ms"],
-                timeout=10_000,
+                timeout=20_000,
             )
             later = running_nap(page)
             assert later is not None and later["share"] > first["share"] and later["ms"] > first["ms"]
             # When it ends the page stops refreshing and draws the stored spans, closed.
-            page.wait_for_selector('#trace-panel[data-live="0"]', timeout=15_000)
+            page.wait_for_selector('#trace-panel[data-live="0"]', timeout=30_000)
             page.wait_for_selector(f"{NAP_ROW}:not(.wf-running) .wf-bar:not(.wf-open)", timeout=10_000)
             assert page.locator(".wf-running").count() == 0
             assert "succeeded" in page.locator("#execution-steps").inner_text()
