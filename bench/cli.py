@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench import flows
 from bench.core import BENCH, PYTHON, ROOT, Row, Scale, Section, Spread, child_env, free_port, ratios
-from bench.stack import prepare_database, start_server
+from bench.stack import prepare_database, start_server, start_sink
 
 
 def _relative(path: Path) -> str:
@@ -32,6 +32,7 @@ def run(scale: Scale, workdir: Path) -> Section:
     database = prepare_database(workdir / "template.sqlite3")
     server = start_server("store", database.copy(workdir / "store.sqlite3"), log_dir=logs)
     dead = f"http://127.0.0.1:{free_port()}/v1/traces"
+    hung, hung_url = start_sink(log_dir=logs, silent=True)
     cli = _flowexec()
     python = _relative(Path(PYTHON))
     run_flow = f"{cli} run {flows.TWO} --input name={flows.INPUTS['name']}"
@@ -42,6 +43,8 @@ def run(scale: Scale, workdir: Path) -> Section:
         "flowexec run, traced": run_flow,
         "flowexec run, OTEL_SDK_DISABLED": f"OTEL_SDK_DISABLED=true {run_flow}",
         "flowexec run, trace backend down": (f"OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={dead} "
+                                             f"{run_flow}"),
+        "flowexec run, trace backend hung": (f"OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={hung_url} "
                                              f"{run_flow}"),
     }
     env = child_env(FLOWEXEC_URL=server.url, FLOWEXEC_TOKEN=database.token)
@@ -65,12 +68,15 @@ def run(scale: Scale, workdir: Path) -> Section:
                   flush=True)
     finally:
         server.stop()
+        hung.stop()
 
     def ms(name: str) -> str:
         return f"{statistics.median(medians[name]) * 1000:.0f} ms"
 
     added = [dead_s - traced for dead_s, traced in zip(medians["flowexec run, trace backend down"],
                                                      medians["flowexec run, traced"], strict=True)]
+    hung_added = [hung_s - traced for hung_s, traced in zip(medians["flowexec run, trace backend hung"],
+                                                          medians["flowexec run, traced"], strict=True)]
     section.raw = medians
     section.rows += [
         Row("traced `flowexec run` / untraced urllib3 one-shot POST",
@@ -79,8 +85,10 @@ def run(scale: Scale, workdir: Path) -> Section:
         Row("`flowexec run` with OTEL_SDK_DISABLED / one-shot POST",
             f"{ms('flowexec run, OTEL_SDK_DISABLED')} vs {ms('urllib3 one-shot POST')}",
             ratios(medians["flowexec run, OTEL_SDK_DISABLED"], medians["urllib3 one-shot POST"]), ""),
-        Row("dead trace backend: seconds added to a traced run", f"{ms('flowexec run, trace backend down')} in all",
-            Spread.of(added), "<= 0.5 s"),
+        Row("dead trace backend (port refused): seconds added to a traced run",
+            f"{ms('flowexec run, trace backend down')} in all", Spread.of(added), "<= 0.5 s"),
+        Row("hung trace backend (accepts, never answers): seconds added",
+            f"{ms('flowexec run, trace backend hung')} in all", Spread.of(hung_added), "<= 0.5 s"),
         Row("`flowexec --help` / `python -c 'import urllib3'`",
             f"{ms('flowexec --help')} vs {ms('import urllib3')}",
             ratios(medians["flowexec --help"], medians["import urllib3"]), "~1 (keep)"),

@@ -241,6 +241,8 @@ def load_average() -> str:
 def git_commit() -> str:
     result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=False).stdout.strip()
+    # The bench's own outputs do not count as changes to what was measured.
+    outputs = [f":!bench/{name}" for name in ("RESULTS.md", "results.json", "profile-inprocess.txt")]
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            *outputs], capture_output=True, text=True, check=False).stdout.strip()
     return result.stdout.strip() + ("+changes" if dirty else "")

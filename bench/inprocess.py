@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.core import BENCH, PYTHON, Row, Scale, Section, Spread, child_env, percentile, ratios
+from bench.core import BENCH, PYTHON, ROOT, Row, Scale, Section, Spread, child_env, percentile, ratios
 from bench.stack import prepare_database
 from bench.worker import Worker
 
@@ -38,6 +38,10 @@ def prefect_python() -> tuple[Path | None, str]:
         detail = getattr(exc, "stderr", b"") or b""
         return None, f"Prefect could not be installed here: {exc} {detail.decode(errors='replace')[-300:]}"
     return python, ""
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _prefect_env(workdir: Path) -> dict[str, str]:
@@ -132,11 +136,13 @@ def run(scale: Scale, workdir: Path) -> Section:
         section.rows.append(Row("SQL statements per execution, untraced (BEGIN/COMMIT included, all threads)",
                                 f"{statements:.1f}", None))
         section.raw["statements_per_execution"] = statements
-        html = workdir / "profile-inprocess.html"
+        # The HTML is large and machine-specific: bench/out/ is gitignored; the text profile is committed.
+        html = workdir / "profile-inprocess.html" if scale.smoke else BENCH / "out" / "profile-inprocess.html"
+        html.parent.mkdir(parents=True, exist_ok=True)
         text = workdir / "profile-inprocess.txt" if scale.smoke else PROFILE_TEXT
         workers["traced"].call("profile", count=max(5, scale.batch * 2), html=str(html), text=str(text))
         section.notes.append(f"pyinstrument profile of {max(5, scale.batch * 2)} traced executions (main thread): "
-                             f"{text.relative_to(text.parents[1]) if not scale.smoke else text}; HTML in {html}")
+                             f"{_shown(text)}, HTML in {_shown(html)}")
     finally:
         for worker in [*workers.values(), *([prefect] if prefect else [])]:
             worker.stop()

@@ -1,11 +1,13 @@
 """An OTLP/HTTP trace endpoint that accepts every export and drops it: `python -m bench.sink PORT`.
 
 A stand-in for a Collector on 127.0.0.1, so the service's OTLP export path is measured without a
-collector's own CPU cost on this small machine.
+collector's own CPU cost on this small machine. `python -m bench.sink PORT --silent` is a backend
+that hangs instead: it accepts connections and never answers (a refused port fails at once).
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,7 +28,19 @@ class Sink(BaseHTTPRequestHandler):
         """Quiet: one line per export would be most of the work."""
 
 
+def silent(port: int) -> None:
+    """Accept and hold every connection without reading or answering, until killed."""
+    held = []
+    with socket.create_server(("127.0.0.1", port), backlog=128) as listener:
+        print("listening", flush=True)
+        while True:
+            held.append(listener.accept()[0])
+
+
 def main() -> None:
+    if "--silent" in sys.argv[2:]:
+        silent(int(sys.argv[1]))
+        return
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink)
     print("listening", flush=True)
     server.serve_forever()

@@ -139,10 +139,11 @@ def start_server(name: str, database: Database, *, log_dir: Path, env: dict[str,
     return server
 
 
-def start_sink(*, log_dir: Path) -> tuple[Process, str]:
-    """An OTLP/HTTP endpoint on 127.0.0.1 that accepts and drops spans; returns it and its traces URL."""
+def start_sink(*, log_dir: Path, silent: bool = False) -> tuple[Process, str]:
+    """An OTLP/HTTP endpoint on 127.0.0.1 that drops spans (or, silent, never answers); it and its traces URL."""
     port = free_port()
-    process = spawn("otlp-sink", [PYTHON, "-m", "bench.sink", str(port)], env=child_env(), log_dir=log_dir)
+    command = [PYTHON, "-m", "bench.sink", str(port), *(["--silent"] if silent else [])]
+    process = spawn("otlp-silent" if silent else "otlp-sink", command, env=child_env(), log_dir=log_dir)
     wait_for(lambda: process.alive() and "listening" in process.log(), timeout=30, what="the OTLP sink")
     return process, f"http://127.0.0.1:{port}/v1/traces"
 
