@@ -367,3 +367,25 @@ def test_server_span_url_has_sensitive_query_values_redacted(api_client: APIClie
     server = server_span(spans)
     assert server.attributes["url.query"] == "token=REDACTED&page_size=5"
     assert all("t0k-secret" not in json.dumps(dict(span.attributes), default=str) for span in spans.all())
+
+
+def test_the_quick_start_greet_flows_downstream_call_has_its_own_server_span(
+    api_client: APIClient, spans: Any, live_server: Any
+) -> None:
+    """README's quick start tree: step status -> urllib3 GET -> the downstream server span, in one trace."""
+    from django.core.management import call_command
+
+    from tests.live import EXAMPLES
+
+    call_command("loadflows", str(EXAMPLES / "greet.json"))
+    response = api_client.post(
+        "/api/executions/", {"flow": "greet", "inputs": {"service_url": live_server.url}}, format="json"
+    )
+    assert response.json()["outputs"]["downstream"] == "ok", response.json()
+    step = spans.named("step status")
+    client = [s for s in spans.all() if s.kind is SpanKind.CLIENT and s.parent.span_id == step.context.span_id]
+    assert len(client) == 1
+    servers = [s for s in spans.all() if s.kind is SpanKind.SERVER and s.parent]
+    downstream = [s for s in servers if s.parent.span_id == client[0].context.span_id]
+    assert [s.name for s in downstream] == ["GET ping"]
+    assert downstream[0].context.trace_id == step.context.trace_id
