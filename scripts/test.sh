@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (venv, packages, chromium) and run the whole test suite: lint, then the tests on SQLite,
-# the fast ones again with the OpenTelemetry SDK disabled, then all again on PostgreSQL when it is
-# reachable on 127.0.0.1:5432 (always, under
+# the fast ones again with the OpenTelemetry SDK disabled, then all but the database-agnostic
+# fuzz, browser and bench-smoke runs again on PostgreSQL when it is reachable on 127.0.0.1:5432
+# (always, under
 # FLOWEXEC_REQUIRE_SERVICES=1, which also turns "service not running" skips into failures).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k cli -x
 set -euo pipefail
@@ -23,7 +24,7 @@ env -u DATABASE_URL OTEL_SDK_DISABLED=true .venv/bin/pytest -q -m "not slow and 
 if [ "${FLOWEXEC_REQUIRE_SERVICES:-0}" = "1" ] || .venv/bin/python -c \
     "import socket; socket.create_connection(('127.0.0.1', 5432), timeout=1).close()" 2>/dev/null; then
   echo "==> tests on PostgreSQL ($POSTGRES_URL)"
-  DATABASE_URL=$POSTGRES_URL .venv/bin/pytest "$@"
+  DATABASE_URL=$POSTGRES_URL .venv/bin/pytest -m "not fuzz and not browser" --ignore=tests/test_bench.py "$@"
 else
   echo "==> SKIPPED the PostgreSQL run: nothing listens on 127.0.0.1:5432"
 fi

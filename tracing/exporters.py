@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from tracing import telemetry
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -148,50 +148,9 @@ def build_exporter(name: str, config: TracingConfig) -> ExporterSpec | None:
     return ExporterSpec(spec.name, wrapped, spec.batched, spec.target, spec.schedule_delay_millis)
 
 
-class _ExportLogCapture(logging.Filter):
-    """Swallow the SDK exporters' per-batch log lines while WarnOnceExporter.export runs on this thread."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._local = threading.local()
-
-    @contextmanager
-    def capturing(self) -> Iterator[list[str]]:
-        """Collect (instead of emitting) the exporter loggers' records on this thread."""
-        messages: list[str] = []
-        self._local.messages = messages
-        try:
-            yield messages
-        finally:
-            self._local.messages = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Drop and remember the record if this thread is inside an export."""
-        messages = getattr(self._local, "messages", None)
-        if messages is None or record.levelno >= logging.CRITICAL:
-            return True
-        messages.append(record.getMessage())
-        return False
-
-
-_capture = _ExportLogCapture()
-_capture_installed = False
-_capture_lock = threading.Lock()
-_failure_reported = threading.Event()
-
-
-def _install_capture() -> None:
-    global _capture_installed
-    with _capture_lock:
-        if not _capture_installed:
-            for name in EXPORTER_LOGGERS:
-                logging.getLogger(name).addFilter(_capture)
-            _capture_installed = True
-
-
 def failure_reported() -> bool:
-    """Whether any WarnOnceExporter in this process has already warned about a failing backend."""
-    return _failure_reported.is_set()
+    """Whether any exporter in this process has already warned about a failing backend."""
+    return telemetry.failure_reported()
 
 
 class WarnOnceExporter(SpanExporter):
@@ -200,40 +159,16 @@ class WarnOnceExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, target: str) -> None:
         self.inner = inner
         self.target = target
-        self._lock = threading.Lock()
-        self._failing = False
-        self._dropped = 0
-        _install_capture()
+        self.reporter = telemetry.FailureReporter("trace", target, loggers=EXPORTER_LOGGERS, unit="span(s)")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export via the wrapped exporter; failures are counted, reported once, never raised."""
-        with _capture.capturing() as messages:
-            try:
-                result = self.inner.export(spans)
-            except Exception as exc:  # boundary: exporting must never break the batch worker or a request
-                messages.append(f"{type(exc).__name__}: {exc}")
-                result = SpanExportResult.FAILURE
-        with self._lock:
-            if result is SpanExportResult.SUCCESS:
-                if self._failing:
-                    logger.warning("trace export to %s recovered; %d span(s) were dropped", self.target, self._dropped)
-                self._failing, self._dropped = False, 0
-                return result
-            self._dropped += len(spans)
-            if not self._failing:
-                self._failing = True
-                _failure_reported.set()
-                reason = "; ".join(dict.fromkeys(messages)) or "exporter reported failure"
-                logger.warning(
-                    "trace export to %s failing (%s); dropping spans, not logging again until it recovers",
-                    self.target,
-                    reason,
-                )
-        return result
+        ok = self.reporter.run(lambda: self.inner.export(spans) is SpanExportResult.SUCCESS, len(spans))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         """Shut the wrapped exporter down."""
-        with _capture.capturing():
+        with self.reporter.quiet():
             self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -1,4 +1,4 @@
-"""flowexec's distro and configurator for `opentelemetry-instrument` (opentelemetry-distro's launcher).
+"""flowexec's distro and configurator for `opentelemetry-instrument` (the standard launcher).
 
 Registered in setup.cfg (``opentelemetry_distro`` / ``opentelemetry_configurator`` ``flowexec``). The launcher
 runs them at interpreter start, before it instruments any library:

@@ -118,28 +118,34 @@ class _ExportLogCapture(logging.Filter):
 
 _capture = _ExportLogCapture()
 _capture_lock = threading.Lock()
-_capture_installed = False
+_captured_loggers: set[str] = set()
+_failure_reported = threading.Event()
 
 
-def _install_capture() -> None:
-    global _capture_installed
+def _install_capture(loggers: tuple[str, ...]) -> None:
     with _capture_lock:
-        if not _capture_installed:
-            for name in EXPORTER_LOGGERS:
-                logging.getLogger(name).addFilter(_capture)
-            _capture_installed = True
+        for name in set(loggers) - _captured_loggers:
+            logging.getLogger(name).addFilter(_capture)
+            _captured_loggers.add(name)
+
+
+def failure_reported() -> bool:
+    """Whether any exporter in this process has already warned about a failing backend."""
+    return _failure_reported.is_set()
 
 
 class FailureReporter:
     """One warning when exporting to a target starts failing and one when it recovers, never one per batch."""
 
-    def __init__(self, signal: str, target: str) -> None:
+    def __init__(self, signal: str, target: str, *, loggers: tuple[str, ...] = EXPORTER_LOGGERS,
+                 unit: str = "item(s)") -> None:
         self.signal = signal
         self.target = target
+        self.unit = unit
         self._lock = threading.Lock()
         self._failing = False
         self._dropped = 0
-        _install_capture()
+        _install_capture(loggers)
 
     def run(self, export: Callable[[], bool], items: int) -> bool:
         """Call export() (True on success) with the SDK's failure lines captured; never raises."""
@@ -152,16 +158,17 @@ class FailureReporter:
         with self._lock:
             if ok:
                 if self._failing:
-                    logger.warning("%s export to %s recovered; %d item(s) were dropped", self.signal, self.target,
-                                   self._dropped)
+                    logger.warning("%s export to %s recovered; %d %s were dropped", self.signal, self.target,
+                                   self._dropped, self.unit)
                 self._failing, self._dropped = False, 0
                 return True
             self._dropped += items
             if not self._failing:
                 self._failing = True
+                _failure_reported.set()
                 reason = "; ".join(dict.fromkeys(messages)) or "exporter reported failure"
-                logger.warning("%s export to %s failing (%s); dropping data, not logging again until it recovers",
-                               self.signal, self.target, reason)
+                logger.warning("%s export to %s failing (%s); dropping %s, not logging again until it recovers",
+                               self.signal, self.target, reason, self.unit)
         return False
 
     @contextmanager
