@@ -177,3 +177,28 @@ def test_8_clients_x_100_sync_executions_all_succeed_and_none_is_lost(tmp_path):
     finally:
         service.stop()
     assert "Traceback" not in service.log()
+
+
+def test_a_killed_gunicorn_master_s_worker_exits_and_its_execution_ends_with_a_reason(tmp_path, sqlite_only):
+    env = {"FLOWEXEC_STALE_AFTER": "4", "FLOWEXEC_SHUTDOWN_GRACE": "2"}
+    service = start_service(tmp_path / "first", server="gunicorn", workers=1, env=env)
+    flow = save_flow(service, {"name": "nap", "type": "sleep", "seconds": 60})
+    execution_id = submit(service, flow, wait=False)[1]["id"]
+    wait_until(lambda: rows(service)[execution_id][0] == "running", timeout=20, message="the run")
+    (worker,) = worker_pids(service)
+    service.process.kill()
+    service.process.wait(timeout=10)
+    killed_at = time.monotonic()
+    wait_until(lambda: not Path(f"/proc/{worker}").exists() or "Z" in _state(worker), timeout=30,
+               message="the orphaned worker to exit")
+    # The worker sees its parent gone, stops like on SIGTERM, and fails the run past the grace period.
+    status, error = rows(service)[execution_id]
+    assert status == "failed" and "interrupted: the service stopped" in error, (status, error)
+    assert time.monotonic() - killed_at < 15
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
