@@ -26,6 +26,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def ping(request: HttpRequest) -> JsonResponse:
+    """Traced status: no auth, so a flow's downstream call to the service shows its server span."""
+    return JsonResponse({"status": "ok"})
+
+
 def _request_id(request: Request) -> str:
     return getattr(request._request, "request_id", "")
 

@@ -6,10 +6,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from executions.api_errors import not_found
 from executions.dashboard import dashboard
-from executions.views import healthz
+from executions.views import healthz, ping
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("ping", ping, name="ping"),
     path("api/", include("executions.urls")),
     path("", include("tracing.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

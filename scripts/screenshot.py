@@ -4,7 +4,7 @@
 
 Logs in as the demo user (demo / demo) on http://127.0.0.1:8000 (or $FLOWEXEC_URL) and captures the
 steps table and the trace panel. With --running it waits until a running step is drawn, so the picture
-shows the live view of an execution started with `flowexec run FLOW --async` (a flow with a sleep step).
+shows the live view of an execution started with `flowexec run FLOW --detach` (a flow with a sleep step).
 Needs Debian's chromium (scripts/bootstrap.sh --browser installs it).
 """
 

@@ -104,7 +104,10 @@ class Tracing:
         if state.enabled:
             from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
-            URLLib3Instrumentor().instrument()
+            urllib3 = URLLib3Instrumentor()
+            # opentelemetry-instrument (or an earlier command in this process) may have done it already.
+            if not urllib3.is_instrumented_by_opentelemetry:
+                urllib3.instrument()
         return cls(enabled=state.enabled, metrics=metrics)
 
     def stop(self) -> None:

@@ -49,3 +49,26 @@ def test_since_takes_durations_and_iso_times():
     assert parser.parse_since("1d", now) == now - timedelta(days=1)
     assert parser.parse_since("2026-01-01T00:00:00Z", now) == datetime(2026, 1, 1, tzinfo=UTC)
     assert parser.parse_since("2026-01-01", now) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_the_docs_spell_run_with_its_documented_options_not_the_hidden_old_ones():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    subcommands = next(a for a in parser.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    hidden = {
+        option
+        for action in subcommands.choices["run"]._actions
+        if action.help == argparse.SUPPRESS
+        for option in action.option_strings
+    }
+    assert "--async" in hidden
+    docs = [root / "README.md", *(root / "docs").glob("*.md"), *(root / "scripts").glob("*")]
+    found = [
+        (doc.name, line)
+        for doc in docs
+        if doc.is_file()
+        for line in doc.read_text().splitlines()
+        if "flowexec run" in line and any(f"{option}`" in line or f"{option} " in line for option in hidden)
+    ]
+    assert not found

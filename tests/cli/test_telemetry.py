@@ -40,3 +40,23 @@ def test_headers_the_operator_set_are_kept_and_no_token_is_added():
     settings = settings_for(["--url", "http://svc:8000", "--token", "k", "flows"], {})
     environ = {"OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=abc"}
     assert dict(telemetry.cli_tracing_config(settings, environ).otlp.headers) == {"x-collector-key": "abc"}
+
+
+def test_urllib3_already_instrumented_by_the_launcher_is_not_instrumented_again(monkeypatch, caplog):
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+
+    from tracing import provider
+    from tracing import telemetry as shared
+
+    monkeypatch.setattr(provider, "configure_tracing", lambda config: provider.TracingState(True, None, (), ""))
+    monkeypatch.setattr(shared, "metrics_requested", lambda: False)
+    instrumentor = URLLib3Instrumentor()
+    already = instrumentor.is_instrumented_by_opentelemetry
+    if not already:
+        instrumentor.instrument()
+    try:
+        telemetry.Tracing.start(settings_for(["list"], {}))
+    finally:
+        if not already:
+            instrumentor.uninstrument()
+    assert "already instrumented" not in caplog.text

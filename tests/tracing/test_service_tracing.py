@@ -94,6 +94,7 @@ def test_headers_become_attributes_and_secrets_never_do(
         "User-Agent": "user_agent.original",
         "Authorization": "http.authorization",
         "X-Api-Key": "api_key",
+        "X-Auth-Token": "auth_token",
         "X-Tenant": "tenant",
     }
     response = run(
@@ -101,6 +102,7 @@ def test_headers_become_attributes_and_secrets_never_do(
         HTTP_X_REQUEST_ID="req-123",
         HTTP_USER_AGENT="tester/1.0",
         HTTP_X_API_KEY="k-secret",
+        HTTP_X_AUTH_TOKEN="t-secret",
         HTTP_X_TENANT="t" * 1000,
     )
     attributes = server_span(spans).attributes
@@ -108,6 +110,7 @@ def test_headers_become_attributes_and_secrets_never_do(
     assert attributes["user_agent.original"] == "tester/1.0"
     assert len(attributes["tenant"]) == 256
     assert "http.authorization" not in attributes and "api_key" not in attributes
+    assert "auth_token" not in attributes  # every credential-like header, the redaction key list
     token = api_client._credentials["HTTP_AUTHORIZATION"].split()[1]
     assert all(token not in json.dumps(dict(span.attributes), default=str) for span in spans.all())
     assert response["X-Request-ID"] == "req-123"
@@ -364,3 +367,25 @@ def test_server_span_url_has_sensitive_query_values_redacted(api_client: APIClie
     server = server_span(spans)
     assert server.attributes["url.query"] == "token=REDACTED&page_size=5"
     assert all("t0k-secret" not in json.dumps(dict(span.attributes), default=str) for span in spans.all())
+
+
+def test_the_quick_start_greet_flows_downstream_call_has_its_own_server_span(
+    api_client: APIClient, spans: Any, live_server: Any
+) -> None:
+    """README's quick start tree: step status -> urllib3 GET -> the downstream server span, in one trace."""
+    from django.core.management import call_command
+
+    from tests.live import EXAMPLES
+
+    call_command("loadflows", str(EXAMPLES / "greet.json"))
+    response = api_client.post(
+        "/api/executions/", {"flow": "greet", "inputs": {"service_url": live_server.url}}, format="json"
+    )
+    assert response.json()["outputs"]["downstream"] == "ok", response.json()
+    step = spans.named("step status")
+    client = [s for s in spans.all() if s.kind is SpanKind.CLIENT and s.parent.span_id == step.context.span_id]
+    assert len(client) == 1
+    servers = [s for s in spans.all() if s.kind is SpanKind.SERVER and s.parent]
+    downstream = [s for s in servers if s.parent.span_id == client[0].context.span_id]
+    assert [s.name for s in downstream] == ["GET ping"]
+    assert downstream[0].context.trace_id == step.context.trace_id
