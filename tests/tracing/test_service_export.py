@@ -200,14 +200,15 @@ def test_database_spans_and_traced_log_lines(tmp_path: Path) -> None:
         )
         try:
             body = run_hello(service)
-            spans = receiver.wait_for(
-                lambda spans: any("db.system" in s.attributes and s.trace_id == body["trace_id"] for s in spans),
-                timeout=20,
-            )
+
+            def execute_span_and_its_query(spans: list[ReceivedSpan]) -> bool:
+                # Spans arrive in batches: a query span may come before the execute_flow span it belongs to.
+                executes = [s for s in spans if s.name == "execute_flow hello" and s.trace_id == body["trace_id"]]
+                return any(s.parent_id == e.span_id and "db.system" in s.attributes for e in executes for s in spans)
+
+            spans = receiver.wait_for(execute_span_and_its_query, timeout=20)
         finally:
             service.stop()
-    execute = next(s for s in spans if s.name == "execute_flow hello")
-    assert any(s.parent_id == execute.span_id and "db.system" in s.attributes for s in spans)
     # The start-up stale sweep and the runner's heartbeat query outside any span: no one-span traces.
     assert not [s.name for s in spans if "db.system" in s.attributes and not s.parent_id]
     logged = [line for line in service.log().splitlines() if f"execution {body['id']} of hello" in line]
