@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -262,20 +262,22 @@ def execution_started(*, execution: Execution, span: trace.Span) -> bool:
 
 
 def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: threading.Event | None) -> RunResult:
-    # Boundary: whatever goes wrong inside, the row must still finish with the error.
-    try:
-        config = engine_config()
-        definition = flow_definition(execution.flow)
-        secrets = vault.unseal(execution.secret_inputs)
-        hooks = _StepRecorder(execution, stop)
-        # Masking is active for this thread's own logs too (the engine masks what it returns and records).
-        with redaction.masking(secrets.values()):
+    # Masking covers the crash handler too: a crash's log line, span event and error may quote a secret.
+    with ExitStack() as masked:
+        # Boundary: whatever goes wrong inside, the row must still finish with the error.
+        try:
+            config = engine_config()
+            definition = flow_definition(execution.flow)
+            secrets = vault.unseal(execution.secret_inputs)
+            hooks = _StepRecorder(execution, stop)
+            masked.enter_context(redaction.masking(secrets.values()))
             result = engine.run(definition, {**execution.inputs, **secrets}, config=config, hooks=hooks,
                                 depth=depth, secrets=secrets.values())
-    except Exception as exc:
-        logger.exception("execution %s crashed", execution.pk)
-        span.record_exception(exc)
-        result = RunResult(status="failed", outputs={}, error=f"internal error: {exc}", steps=())
+        except Exception as exc:
+            logger.exception("execution %s crashed", execution.pk)
+            redaction.record_exception(span, exc)
+            error = redaction.active_mask(f"internal error: {exc}")
+            result = RunResult(status="failed", outputs={}, error=error, steps=())
     if result.status == "failed":
         span.set_status(Status(StatusCode.ERROR, result.error))
     logger.info("execution %s of %s v%s %s", execution.pk, execution.flow_name, execution.flow_version,
@@ -353,8 +355,16 @@ def execution_fail_stale(*, stale_after: float | None = None) -> int:
     """Fail running executions whose runner died (runner.is_alive says no)."""
     failed = 0
     for pk, owner in selectors.executions_orphaned(status=Execution.Status.RUNNING, stale_after=stale_after):
-        failed += execution_fail(execution_id=pk, reason=INTERRUPTED.format(runner=owner))
+        failed += execution_fail_orphan(execution_id=pk, reason=INTERRUPTED.format(runner=owner))
     return failed
+
+
+def execution_fail_orphan(*, execution_id: Any, reason: str) -> int:
+    """Fail a running execution whose runner died; it counts as finished here, since its runner never will."""
+    updated = execution_fail(execution_id=execution_id, reason=reason)
+    if updated:
+        flow_metrics.execution_finished(Execution.objects.get(pk=execution_id), ran_here=False)
+    return updated
 
 
 def execution_adopt(*, execution_id: Any, previous_runner: str, owned: bool = True) -> bool:

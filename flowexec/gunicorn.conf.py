@@ -28,6 +28,8 @@ keepalive = 5
 graceful_timeout = int(float(os.environ.get("FLOWEXEC_SHUTDOWN_GRACE") or DEFAULTS["FLOWEXEC_SHUTDOWN_GRACE"])) + 10
 preload_app = False
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# Access lines never show `?token=...` values or credential headers (flowexec/access_log.py).
+logger_class = "flowexec.access_log.RedactingLogger"
 
 
 def post_worker_init(worker):

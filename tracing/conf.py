@@ -27,9 +27,6 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_SPAN_RETENTION_MAX_BYTES": 512 * 1024 * 1024,
 }
 
-NEVER_RECORDED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
-
-
 def get(name: str) -> Any:
     """Return a tracing setting from Django settings, falling back to DEFAULTS."""
     from django.conf import settings

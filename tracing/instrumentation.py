@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from tracing import conf, exporters
+from tracing import conf, exporters, redaction
 from tracing.config import ProcessDefaults, TracingConfig, tracing_config
 from tracing.provider import TracingState, configure_tracing
 
@@ -78,7 +78,8 @@ def _never_capture_secret_headers() -> None:
     from opentelemetry.util.http import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS as SANITIZE
 
     fields = [field.strip() for field in os.environ.get(SANITIZE, "").split(",") if field.strip()]
-    os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *sorted(conf.NEVER_RECORDED_HEADERS)]))
+    patterns = redaction.header_patterns(conf.get("FLOWEXEC_REDACT_KEYS"))
+    os.environ[SANITIZE] = ",".join(dict.fromkeys([*fields, *patterns]))
 
 
 def _guard_paths_before_the_django_middleware() -> None:

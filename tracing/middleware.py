@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from opentelemetry import baggage, context, trace
 
 from tracing import attributes as keys
-from tracing import conf
+from tracing import conf, redaction
 from tracing.propagation import is_request_id, traceresponse_header
 from tracing.span_urls import redact_span_urls
 
@@ -71,7 +71,7 @@ class HeaderAttributesMiddleware:
                 if attribute in recorded:
                     span.set_attribute(attribute, user_agent[:limit])
         for header, attribute in conf.get("FLOWEXEC_HEADER_ATTRIBUTES").items():
-            if header.lower() in conf.NEVER_RECORDED_HEADERS:
+            if redaction.is_sensitive(header, conf.get("FLOWEXEC_REDACT_KEYS")):
                 continue
             if header.lower() == keys.REQUEST_ID_HEADER.lower():
                 value = request.request_id

@@ -89,6 +89,12 @@ def _sensitive(key: str, keys: frozenset[str]) -> bool:
     return False
 
 
+def header_patterns(extra: Iterable[str] = ()) -> list[str]:
+    """Regexes for OTel's header-capture sanitizer (case-insensitive search): one per sensitive key word."""
+    patterns = {"[-_]?".join(re.escape(part.lower()) for part in _WORD.findall(word)) for word in redaction_keys(extra)}
+    return sorted(pattern for pattern in patterns if pattern)
+
+
 def redact_url(url: str, extra: Iterable[str] = ()) -> str:
     """The URL without userinfo and with sensitive query values replaced (OTel HTTP semantic conventions)."""
     try:

@@ -478,3 +478,24 @@ def test_secret_inputs_sealed_with_another_key_fail_the_run_with_the_reason(make
     settings.FLOWEXEC_SECRETS_KEY = "another-key"
     execution = services.execution_run(execution=execution)
     assert execution.status == Execution.Status.FAILED and "cannot be decrypted" in execution.error
+
+
+def test_a_crash_outside_the_engine_masks_the_secret_in_error_log_and_span(
+    make_flow: Any, spans: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    from tracing.redaction import SecretsLogFilter
+
+    def crash(definition: Any, inputs: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"driver refused {inputs['api_key']}")
+
+    monkeypatch.setattr(services.engine, "run", crash)
+    caplog.handler.addFilter(SecretsLogFilter())
+    flow = _secret_flow(make_flow)
+    execution = services.execution_create(flow=flow, inputs={"api_key": SECRET, "password": PASSWORD})
+    execution = services.execution_run(execution=execution)
+
+    assert execution.status == Execution.Status.FAILED
+    assert execution.error == "internal error: driver refused [REDACTED]"
+    assert "execution" in caplog.text and "crashed" in caplog.text and SECRET not in caplog.text
+    exported = repr([(s.status.description, [e.attributes for e in s.events]) for s in spans.all()])
+    assert "driver refused [REDACTED]" in exported and SECRET not in exported

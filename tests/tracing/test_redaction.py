@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import threading
+from typing import Any
 
 import pytest
 
@@ -128,3 +130,18 @@ def test_exported_log_records_are_masked_too():
 
     handler = log_handler(LoggerProvider())
     assert any(isinstance(item, SecretsLogFilter) for item in handler.filters)
+
+
+def test_the_instrumentations_header_capture_redacts_every_credential_like_header(monkeypatch: Any) -> None:
+    from opentelemetry.util.http import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS as SANITIZE
+    from opentelemetry.util.http import SanitizeValue
+
+    from tracing.instrumentation import _never_capture_secret_headers
+
+    monkeypatch.setenv(SANITIZE, "x-internal")
+    _never_capture_secret_headers()
+    sanitizer = SanitizeValue(os.environ[SANITIZE].split(","))
+    for header in ("Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Internal",
+                   "X-Client-Secret", "X-Amz-Security-Token", "X-Private-Key", "Api_Key"):
+        assert sanitizer.sanitize_header_value(header, "v") == "[REDACTED]", header
+    assert sanitizer.sanitize_header_value("X-Tenant", "acme") == "acme"

@@ -94,6 +94,7 @@ def test_headers_become_attributes_and_secrets_never_do(
         "User-Agent": "user_agent.original",
         "Authorization": "http.authorization",
         "X-Api-Key": "api_key",
+        "X-Auth-Token": "auth_token",
         "X-Tenant": "tenant",
     }
     response = run(
@@ -101,6 +102,7 @@ def test_headers_become_attributes_and_secrets_never_do(
         HTTP_X_REQUEST_ID="req-123",
         HTTP_USER_AGENT="tester/1.0",
         HTTP_X_API_KEY="k-secret",
+        HTTP_X_AUTH_TOKEN="t-secret",
         HTTP_X_TENANT="t" * 1000,
     )
     attributes = server_span(spans).attributes
@@ -108,6 +110,7 @@ def test_headers_become_attributes_and_secrets_never_do(
     assert attributes["user_agent.original"] == "tester/1.0"
     assert len(attributes["tenant"]) == 256
     assert "http.authorization" not in attributes and "api_key" not in attributes
+    assert "auth_token" not in attributes  # every credential-like header, the redaction key list
     token = api_client._credentials["HTTP_AUTHORIZATION"].split()[1]
     assert all(token not in json.dumps(dict(span.attributes), default=str) for span in spans.all())
     assert response["X-Request-ID"] == "req-123"
