@@ -125,12 +125,16 @@ def execution_started(execution: Any, *, started_at: datetime) -> None:
 
 
 @_never_raises
-def execution_finished(execution: Any) -> None:
-    """A started execution finished (any status): count it by status, record its duration, remove it from active."""
+def execution_finished(execution: Any, *, ran_here: bool = True) -> None:
+    """A started execution finished (any status): count it by status, record its duration, remove it from active.
+
+    `ran_here=False` is a dead runner's execution failed by a sweep: it was active in that process, not this one.
+    """
     instruments = _instruments()
     flow = {keys.FLOW_NAME: execution.flow_name}
     attributes = {**flow, keys.FLOW_EXECUTION_STATUS: execution.status}
-    instruments.active.add(-1, flow)
+    if ran_here:
+        instruments.active.add(-1, flow)
     instruments.finished.add(1, attributes)
     duration = _seconds(execution.started_at, execution.finished_at)
     if duration is not None:

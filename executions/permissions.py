@@ -7,7 +7,6 @@ from typing import Any
 from rest_framework.permissions import DjangoModelPermissions
 
 CANCEL_ANY_EXECUTION = "executions.cancel_execution"
-INGEST_SPANS = "tracing.ingest_spans"
 CLI_GROUP = "flowexec users"
 # What a CLI user needs beyond being authenticated (reading flows, running them and reading or
 # cancelling one's own executions need only that): managing flows and sending its spans.

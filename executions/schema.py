@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse
-
 NAME = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$"}
 
 INPUT_SPEC = {
@@ -47,26 +45,3 @@ FLOW_DEFINITION = {
 }
 
 FLOW_REQUEST = {"application/json": FLOW_DEFINITION, "application/yaml": FLOW_DEFINITION}
-
-ERROR = {
-    "type": "object",
-    "properties": {
-        "detail": {"type": "string"},
-        "problems": {"type": "array", "items": {"type": "string"}},
-    },
-    "additionalProperties": True,
-    "description": '{"detail": ...}, a list of "problems", or messages per field',
-}
-
-ERRORS = {
-    code: OpenApiResponse(ERROR, description)
-    for code, description in [
-        (400, "invalid request"),
-        (401, "not authenticated"),
-        (403, "not allowed"),
-        (404, "not found"),
-        (413, "body too large"),
-        (415, "unsupported media type"),
-        (429, "throttled"),
-    ]
-}

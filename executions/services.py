@@ -355,8 +355,16 @@ def execution_fail_stale(*, stale_after: float | None = None) -> int:
     """Fail running executions whose runner died (runner.is_alive says no)."""
     failed = 0
     for pk, owner in selectors.executions_orphaned(status=Execution.Status.RUNNING, stale_after=stale_after):
-        failed += execution_fail(execution_id=pk, reason=INTERRUPTED.format(runner=owner))
+        failed += execution_fail_orphan(execution_id=pk, reason=INTERRUPTED.format(runner=owner))
     return failed
+
+
+def execution_fail_orphan(*, execution_id: Any, reason: str) -> int:
+    """Fail a running execution whose runner died; it counts as finished here, since its runner never will."""
+    updated = execution_fail(execution_id=execution_id, reason=reason)
+    if updated:
+        flow_metrics.execution_finished(Execution.objects.get(pk=execution_id), ran_here=False)
+    return updated
 
 
 def execution_adopt(*, execution_id: Any, previous_runner: str, owned: bool = True) -> bool:

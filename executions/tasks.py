@@ -49,5 +49,5 @@ def run_execution(self: Any, execution_id: str) -> str:
         logger.info("execution %s is running on %s; checking again in %.1fs", execution_id, execution.runner,
                     check_again)
         raise self.retry(countdown=check_again)
-    services.execution_fail(execution_id=execution.pk, reason=WORKER_DIED.format(runner=execution.runner))
+    services.execution_fail_orphan(execution_id=execution.pk, reason=WORKER_DIED.format(runner=execution.runner))
     return Execution.Status.FAILED

@@ -16,8 +16,9 @@ from executions.models import Execution, Flow
 from executions.pagination import ExecutionCursorPagination
 from executions.parsers import DefinitionJSONParser, DefinitionYAMLParser
 from executions.permissions import FlowPermissions, may_cancel
-from executions.schema import ERRORS, FLOW_REQUEST
+from executions.schema import FLOW_REQUEST
 from executions.serializers import ExecutionCreateInput, ExecutionOutput, FlowOutput, FlowVersionInput
+from flowexec.api_schema import ERRORS
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -223,3 +223,16 @@ def test_every_lazy_import_of_a_first_party_module_says_why():
         if not _explained(modules[module].read_text().splitlines(), line)
     ]
     assert unexplained == [], "say in a comment why each of these is lazy, or move it to the top"
+
+
+def test_tracing_imports_nothing_of_executions():
+    """Imports flow one way (STYLE.md): executions uses tracing; tracing is handed what it needs at start-up."""
+    edges, _ = _graph()
+    backwards = sorted(
+        f"{module} -> {target}"
+        for module, targets in edges.items()
+        if module.split(".")[0] == "tracing"
+        for target in targets
+        if target.split(".")[0] == "executions"
+    )
+    assert backwards == []

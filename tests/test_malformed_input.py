@@ -44,9 +44,9 @@ def mutations(rng: random.Random, valid: str, count: int) -> list[str]:
 
 def header_cases() -> list[dict[str, str]]:
     rng = random.Random(SEED)
-    traceparents = mutations(rng, f"00-{TRACE_ID}-{SPAN_ID}-01", 120)
-    tracestates = mutations(rng, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,a@b=c", 60)
-    baggages = mutations(rng, "request_id=abc,client=cli;prop=1,other=%20x", 60)
+    traceparents = mutations(rng, f"00-{TRACE_ID}-{SPAN_ID}-01", 150)
+    tracestates = mutations(rng, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,a@b=c", 80)
+    baggages = mutations(rng, "request_id=abc,client=cli;prop=1,other=%20x", 70)
     extremes = ["", " ", "-", "00", "x" * 10_000, "00-" + "f" * 4096, ",,,,", "=;=;="]
     cases = [{"HTTP_TRACEPARENT": value, "HTTP_TRACESTATE": "a=b"} for value in traceparents + extremes]
     cases += [{"HTTP_TRACEPARENT": f"00-{TRACE_ID}-{SPAN_ID}-01", "HTTP_TRACESTATE": v} for v in tracestates]
@@ -91,7 +91,8 @@ def hello(make_flow: Any) -> Any:
 
 def test_malformed_trace_headers_never_fail_a_request(api_client: APIClient, hello: Any) -> None:
     cases = header_cases()
-    assert len(cases) >= 250
+    w3c = [case for case in cases if "HTTP_X_REQUEST_ID" not in case]
+    assert len(w3c) >= 300  # the count the README's reliability section gives
     for headers in cases:
         response = api_client.post("/api/executions/", {"flow": "hello"}, format="json", **headers)
         assert response.status_code == 201, (headers, response.content[:300])

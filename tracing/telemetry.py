@@ -8,12 +8,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+# One home for the OTLP protocol choices and the bounded export timeout, shared with the traces' configuration.
+from tracing.config import DEFAULT_OTLP_PROTOCOL, DEFAULT_OTLP_TIMEOUT_SECONDS, OTLP_PROTOCOLS
+
 logger = logging.getLogger("flowexec.tracing")
 
-OTLP_PROTOCOLS = ("http/protobuf", "grpc")
-DEFAULT_OTLP_PROTOCOL = "http/protobuf"
-# As for traces: the SDK's 10 s default holds the export thread (and a final flush) that long on a dead backend.
-DEFAULT_OTLP_TIMEOUT_SECONDS = 3.0
 DEFAULT_STOP_TIMEOUT_SECONDS = 2.0
 
 # Loggers the SDK's metric and log exporters write one line per failed batch to; WarnOnce reports instead.

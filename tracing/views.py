@@ -17,10 +17,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from executions import selectors as execution_selectors
-from executions.permissions import INGEST_SPANS
-from executions.schema import ERRORS
+from flowexec.api_schema import ERRORS
 from tracing import conf
+from tracing.access import INGEST_SPANS, trace_access
 from tracing.models import Span
 from tracing.serializers import TraceOutput, TraceSearchInput, TraceSummaryOutput
 from tracing.store import receiver, selectors
@@ -42,7 +41,7 @@ def _closed_traces(user: Any) -> Callable[[set[str]], set[str]] | None:
     """Which traces this sender may not add spans to; None (anywhere) for staff and a trusted network."""
     if not user.is_authenticated or user.is_staff:
         return None
-    return lambda trace_ids: execution_selectors.traces_closed_to(trace_ids=trace_ids, user=user)
+    return lambda trace_ids: trace_access().traces_closed_to(trace_ids=trace_ids, user=user)
 
 
 @extend_schema(exclude=True)  # OTLP/HTTP, specified by OpenTelemetry rather than this schema
@@ -108,7 +107,7 @@ class TraceListView(ListAPIView):
         """Search traces; paginated."""
         params = TraceSearchInput(data=request.query_params)
         params.is_valid(raise_exception=True)
-        visible = execution_selectors.visible_trace_ids(request.user)
+        visible = trace_access().visible_trace_ids(request.user)
         page = self.paginate_queryset(selectors.trace_search(**params.validated_data, within=visible))
         summaries = selectors.trace_summaries([row["trace_id"] for row in page])
         return self.get_paginated_response(TraceSummaryOutput(summaries, many=True).data)
@@ -125,6 +124,6 @@ class TraceDetailView(APIView):
             raise ValidationError({"trace_id": ["must be 32 hex digits"]})
         trace = selectors.trace_get_live(trace_id)
         # A trace the user may not see is answered like a missing one: its existence is not disclosed.
-        if trace is None or not execution_selectors.trace_visible(trace_id=trace_id, user=request.user):
+        if trace is None or not trace_access().trace_visible(trace_id=trace_id, user=request.user):
             raise NotFound(f"no spans stored for trace {trace_id}")
         return Response(TraceOutput(trace).data)

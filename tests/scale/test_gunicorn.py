@@ -149,3 +149,56 @@ def _runner_of(service: LiveService, execution_id: str) -> str:
         (owner,) = conn.execute("SELECT runner FROM executions_execution WHERE id = ?",
                                 (uuid.UUID(execution_id).hex,)).fetchone()
     return owner
+
+
+def test_8_clients_x_100_sync_executions_all_succeed_and_none_is_lost(tmp_path):
+    """On SQLite, and on PostgreSQL in the suite's PostgreSQL pass (the service's database follows DATABASE_URL)."""
+    service = start_service(tmp_path, server="gunicorn", workers=2)
+    service.http = urllib3.PoolManager(retries=False, maxsize=8)
+    try:
+        flow = save_flow(service, {"name": "hi", "type": "template", "template": "hello"})
+
+        def client(number: int) -> list[tuple[int, str, str]]:
+            return [(code, body["id"], body["status"])
+                    for code, body in (submit(service, flow, wait=True) for _ in range(100))]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = [answer for batch in pool.map(client, range(8)) for answer in batch]
+        assert {(code, status) for code, _, status in answers} == {(201, "succeeded")}
+        ids = {execution_id for _, execution_id, _ in answers}
+        assert len(ids) == 800
+        stored: set[str] = set()
+        url: str | None = f"{service.url}/api/executions/?flow={flow}&status=succeeded&page_size=200"
+        while url:
+            page = json.loads(service.http.request("GET", url, headers=service.auth, timeout=30).data)
+            stored |= {row["id"] for row in page["results"]}
+            url = page["next"]
+        assert stored == ids  # every one is stored, succeeded, and listed
+    finally:
+        service.stop()
+    assert "Traceback" not in service.log()
+
+
+def test_a_killed_gunicorn_master_s_worker_exits_and_its_execution_ends_with_a_reason(tmp_path, sqlite_only):
+    env = {"FLOWEXEC_STALE_AFTER": "4", "FLOWEXEC_SHUTDOWN_GRACE": "2"}
+    service = start_service(tmp_path / "first", server="gunicorn", workers=1, env=env)
+    flow = save_flow(service, {"name": "nap", "type": "sleep", "seconds": 60})
+    execution_id = submit(service, flow, wait=False)[1]["id"]
+    wait_until(lambda: rows(service)[execution_id][0] == "running", timeout=20, message="the run")
+    (worker,) = worker_pids(service)
+    service.process.kill()
+    service.process.wait(timeout=10)
+    killed_at = time.monotonic()
+    wait_until(lambda: not Path(f"/proc/{worker}").exists() or "Z" in _state(worker), timeout=30,
+               message="the orphaned worker to exit")
+    # The worker sees its parent gone, stops like on SIGTERM, and fails the run past the grace period.
+    status, error = rows(service)[execution_id]
+    assert status == "failed" and "interrupted: the service stopped" in error, (status, error)
+    assert time.monotonic() - killed_at < 15
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"

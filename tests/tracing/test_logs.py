@@ -79,5 +79,6 @@ def test_prefork_celery_worker_logs_start_up_task_results_and_trace_ids_from_its
     line = f"execution {submitted['id']} of hello v1 succeeded"
     log = wait_until(lambda: line in cluster.log("logs") and cluster.log("logs"), timeout=20, message=line)
     assert "tracing enabled: service.name=flowexec-worker" in log, log
+    assert "already instrumented" not in log, log  # Celery (and the rest) instrumented once per process
     [result] = [entry for entry in log.splitlines() if line in entry]
     assert f"trace_id={execution['trace_id']}" in result, result

@@ -248,3 +248,40 @@ def test_metric_and_log_setup_import_without_django() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_execution_failed_by_the_stale_sweep_counts_as_finished_but_not_as_active_here(
+    make_flow: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from executions import services
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(flow_metrics, "_metrics", flow_metrics.FlowMetrics(provider.get_meter("flowexec")))
+    flow = make_flow(**FLOW_X)
+    orphan = services.execution_create(flow=flow, inputs={"text": "1"})
+    long_ago = timezone.now() - timedelta(minutes=10)
+    Execution.objects.filter(pk=orphan.pk).update(
+        status=Execution.Status.RUNNING, runner="other-host:1:cafe", heartbeat_at=long_ago, started_at=long_ago
+    )
+
+    assert services.execution_fail_stale(stale_after=60) == 1
+
+    points = {
+        metric.name: [(dict(p.attributes), p.value) for p in metric.data.data_points]
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name in (flow_metrics.EXECUTION_FINISHED, flow_metrics.EXECUTION_ACTIVE)
+    }
+    assert points[flow_metrics.EXECUTION_FINISHED] == [({"flow.name": "flow-x", "flow.execution.status": "failed"}, 1)]
+    # The dead runner's process held it as active; this process never did.
+    assert points.get(flow_metrics.EXECUTION_ACTIVE, []) in ([], [({"flow.name": "flow-x"}, 0)])
+    provider.shutdown()
