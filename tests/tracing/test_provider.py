@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,13 +18,14 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.live import wait_until
 from tests.otlp_receiver import GrpcOtlpReceiver, OtlpReceiver
 from tests.tracing.test_exporters_wire import closed_port
 from tracing import exporters
-from tracing.config import LimitsConfig, OtlpConfig, ProcessDefaults, TracingConfig, tracing_config
+from tracing.config import BatchConfig, LimitsConfig, OtlpConfig, ProcessDefaults, TracingConfig, tracing_config
 from tracing.exporters import ExporterSpec
 from tracing.propagation import W3CTraceContextPropagator
 from tracing.provider import build_propagator, build_provider, shutdown_provider
@@ -339,3 +343,41 @@ def test_urls_in_spans_lose_userinfo_and_sensitive_query_values_on_the_wire():
     assert server.attributes["url.query"] == "AWSAccessKeyId=REDACTED&X-Goog-Signature=REDACTED&q=1"
     assert old.attributes["http.target"] == "/api/x?api_key=REDACTED&q=1"
     assert old.attributes["http.url"] == "http://h/x?pwd=REDACTED"
+
+
+def _batch_queue(provider: TracerProvider) -> collections.deque:
+    """The BatchSpanProcessor's span queue (SDK internals: there is no public accessor)."""
+    processors = provider._active_span_processor._span_processors
+    (batch,) = [processor for processor in processors if isinstance(processor, BatchSpanProcessor)]
+    return batch._batch_processor._queue
+
+
+@pytest.mark.hardening
+@pytest.mark.parametrize("backend", ["refused", "hanging"])
+def test_a_dead_or_hanging_backend_keeps_the_span_queue_bounded_and_warns_once(backend, caplog):
+    with contextlib.ExitStack() as stack:
+        if backend == "hanging":  # accepts the connection (kernel backlog), never answers
+            listener = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+            port = listener.getsockname()[1]
+        else:
+            port = closed_port()
+        state = build_provider(config(
+            exporters=("otlp",),
+            otlp=OtlpConfig(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=0.5),
+            batch=BatchConfig(max_queue_size=64, max_export_batch_size=16, schedule_delay_millis=10),
+        ))  # fmt: skip
+        queue = _batch_queue(state.provider)
+        with caplog.at_level(logging.WARNING, logger="flowexec.tracing"):
+            peak = 0
+            for _ in range(5000):
+                finished(state.provider, ["request"])
+                peak = max(peak, len(queue))
+
+            def warnings() -> list[str]:
+                return [r.getMessage() for r in caplog.records if r.getMessage().startswith("trace export to")]
+
+            wait_until(warnings, timeout=15, message="the export failure warning")
+            finished(state.provider, ["after the warning"])
+            shutdown_provider(state.provider, timeout_seconds=2)
+    assert peak <= 64
+    assert len(warnings()) == 1, warnings()
