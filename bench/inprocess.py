@@ -1,4 +1,4 @@
-"""In-process cost of one execution (the runflow path: inline submission), traced vs untraced, vs Prefect 3."""
+"""In-process cost of one execution (the runflow path: inline submission): traced, untraced, with metrics, Prefect 3."""
 
 from __future__ import annotations
 
@@ -66,7 +66,14 @@ def run(scale: Scale, workdir: Path) -> Section:
         return Worker(name, command, env=child_env(DJANGO_SETTINGS_MODULE="flowexec.settings",
                                                     DATABASE_URL=copy.url, **env), log_dir=logs)
 
-    workers = {"untraced": start("untraced", OTEL_SDK_DISABLED="true"), "traced": start("traced")}
+    # "metrics": traced, plus the flow metrics recorded on every execution; the export interval is longer
+    # than the run, so what is measured is the recording on the execution's path, not the exporting.
+    workers = {
+        "untraced": start("untraced", OTEL_SDK_DISABLED="true"),
+        "traced": start("traced"),
+        "metrics": start("metrics", OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="3600000",
+                         OTEL_EXPORTER_OTLP_METRICS_ENDPOINT="http://127.0.0.1:9/v1/metrics"),
+    }
     prefect: Worker | None = None
     try:
         described = {name: worker.ready["tracing"].split(" sampler=")[0] for name, worker in workers.items()}
@@ -87,8 +94,9 @@ def run(scale: Scale, workdir: Path) -> Section:
         # Short A/B batches, many of them: a pair measured seconds apart shares the machine's load.
         fine_rounds = max(1, scale.rounds * FINE_ROUNDS_PER_ROUND)
         batch = max(1, scale.batch // FINE_ROUNDS_PER_ROUND)
-        series: dict[str, list[float]] = {"untraced": [], "traced": [], "prefect": [], "traced_block": []}
-        samples: dict[str, list[float]] = {"untraced": [], "traced": [], "prefect": []}
+        series: dict[str, list[float]] = {"untraced": [], "traced": [], "metrics": [], "prefect": [],
+                                          "traced_block": []}
+        samples: dict[str, list[float]] = {"untraced": [], "traced": [], "metrics": [], "prefect": []}
         for block in range(scale.rounds):
             if prefect:
                 # Prefect's warm run costs about a second: fewer, each beside a block of flowexec rounds.
@@ -97,7 +105,9 @@ def run(scale: Scale, workdir: Path) -> Section:
                 series["prefect"].append(statistics.median(s * 1000 for s in seconds))
             block_traced: list[float] = []
             for fine in range(fine_rounds // scale.rounds or 1):
-                names = ["untraced", "traced"] if (block + fine) % 2 == 0 else ["traced", "untraced"]
+                order = ["untraced", "traced", "metrics"]
+                shift = (block + fine) % len(order)
+                names = order[shift:] + order[:shift]
                 for name in names:
                     milliseconds = [s * 1000 for s in workers[name].call("run", count=batch)["seconds"]]
                     samples[name] += milliseconds
@@ -117,6 +127,8 @@ def run(scale: Scale, workdir: Path) -> Section:
                 f"<= {TARGET_TRACED_MS} ms (aim {AIM_TRACED_MS})"),
             Row("traced / untraced", f"{statistics.median(traced):.2f} vs {statistics.median(untraced):.2f} ms; "
                 f"fastest {low['traced'] / low['untraced']:.2f}", ratios(traced, untraced), "<= 1.10"),
+            Row("traced + flow metrics recorded / traced", f"{statistics.median(series['metrics']):.2f} vs "
+                f"{statistics.median(traced):.2f} ms", ratios(series["metrics"], traced), "nothing measurable"),
         ]
         if prefect:
             section.rows += [
