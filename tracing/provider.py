@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from opentelemetry import trace
@@ -121,8 +121,10 @@ def baggage_processor(config: TracingConfig) -> SpanProcessor:
     return BaggageSpanProcessor(lambda key: key in allowed)
 
 
-def build_provider(config: TracingConfig) -> TracingState:
-    """A TracerProvider built from config alone, not installed globally (tests use this directly)."""
+def build_provider(
+    config: TracingConfig, factories: Mapping[str, exporters.ExporterFactory] | None = None
+) -> TracingState:
+    """A TracerProvider built from config (and the caller's own exporter factories), not installed globally."""
     provider = TracerProvider(
         sampler=build_sampler(config),
         resource=build_resource(config),
@@ -133,7 +135,7 @@ def build_provider(config: TracingConfig) -> TracingState:
     # First: no later processor or exporter sees a URL before it is redacted.
     provider.add_span_processor(UrlRedactingProcessor())
     provider.add_span_processor(baggage_processor(config))
-    specs = [spec for name in config.exporters if (spec := exporters.build_exporter(name, config)) is not None]
+    specs = [spec for name in config.exporters if (spec := exporters.build_exporter(name, config, factories))]
     for spec in specs:
         provider.add_span_processor(_span_processor(spec, config))
     description = (
@@ -205,8 +207,13 @@ def _adopt(provider: TracerProvider, config: TracingConfig) -> TracingState:
     )
 
 
-def configure_tracing(config: TracingConfig) -> TracingState:
-    """Set up this process's tracing once (later calls return the first state) and log one line about it."""
+def configure_tracing(
+    config: TracingConfig, factories: Mapping[str, exporters.ExporterFactory] | None = None
+) -> TracingState:
+    """Set up this process's tracing once (later calls return the first state) and log one line about it.
+
+    `factories` build exporters by name ahead of the registry, for this call only (see build_exporter).
+    """
     global _state, _owned_provider
     with _lock:
         if _state is not None:
@@ -220,7 +227,7 @@ def configure_tracing(config: TracingConfig) -> TracingState:
             adopted = _adopt(current, config)
             state = replace(adopted, description=f"{adopted.description}; propagators={propagators}")
         else:
-            built = build_provider(config)
+            built = build_provider(config, factories)
             state = replace(built, description=f"{built.description} propagators={propagators}")
             trace.set_tracer_provider(built.provider)
             _owned_provider = built.provider

@@ -49,13 +49,12 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     from flowexec.cli.client import ApiClient
     from flowexec.cli.telemetry import Tracing, command_span
 
-    tracing = Tracing.start(settings)
+    api = ApiClient(settings)
+    tracing = Tracing.start(settings, api.pool)
     try:
         attributes = {attrs.FLOW_NAME: args.flow} if args.command == "run" else {}
         with command_span(args.command, settings, attributes) as span:
-            ctx = commands.Context(
-                settings=settings, api=ApiClient(settings), span=span, out=sys.stdout, err=sys.stderr
-            )
+            ctx = commands.Context(settings=settings, api=api, span=span, out=sys.stdout, err=sys.stderr)
             return commands.COMMANDS[args.command](args, ctx)
     finally:
         tracing.stop()
