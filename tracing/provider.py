@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry.context import Context
 from opentelemetry.environment_variables import OTEL_PROPAGATORS
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
@@ -23,7 +24,7 @@ from opentelemetry.sdk.resources import (
     TELEMETRY_SDK_VERSION,
     Resource,
 )
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.sdk.version import __version__ as sdk_version
@@ -113,12 +114,26 @@ def _span_processor(spec: exporters.ExporterSpec, config: TracingConfig) -> Span
     )
 
 
-def baggage_processor(config: TracingConfig) -> SpanProcessor:
-    """Copy the allowlisted W3C baggage keys onto every span started in their context."""
-    from opentelemetry.processor.baggage import BaggageSpanProcessor
+class BaggageSpanProcessor(SpanProcessor):
+    """Copy the allowlisted W3C baggage keys onto every span started in their context.
 
-    allowed = frozenset(config.baggage_keys)
-    return BaggageSpanProcessor(lambda key: key in allowed)
+    What opentelemetry-processor-baggage's BaggageSpanProcessor does with a key predicate; importing that package
+    also imports its log processor and with it the logs SDK, ~26 M instructions (callgrind), about 4% of a CLI run.
+    """
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        self.keys = keys
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Before the span's own attributes are set, as the contrib processor."""
+        for key, value in baggage.get_all(parent_context).items():
+            if key in self.keys:
+                span.set_attribute(key, value)
+
+
+def baggage_processor(config: TracingConfig) -> SpanProcessor:
+    """The processor that puts config.baggage_keys on every span."""
+    return BaggageSpanProcessor(frozenset(config.baggage_keys))
 
 
 def build_provider(

@@ -11,10 +11,8 @@ compares the bytes. gRPC still goes through the SDK's exporter (tracing.exporter
 
 from __future__ import annotations
 
-import gzip
 import logging
 import struct
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -239,8 +237,14 @@ class OtlpHttpSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         body = encode_spans(spans)
         if self.compression == "gzip":
+            # Lazy: only OTEL_EXPORTER_OTLP_COMPRESSION asks for it.
+            import gzip
+
             body = gzip.compress(body)
         elif self.compression == "deflate":
+            # Lazy: as gzip.
+            import zlib
+
             body = zlib.compress(body)
         try:
             response = self._pool.request(

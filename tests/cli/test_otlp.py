@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +27,10 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 from opentelemetry.trace.span import TraceState
 
 from flowexec.cli import otlp
-from tests.otlp_receiver import decode_export_request
+from tests.live import base_env
+from tests.otlp_receiver import OtlpReceiver, decode_export_request
+
+ROOT = Path(__file__).resolve().parents[2]
 
 REMOTE = SpanContext(
     0x4BF92F3577B34DA6A3CE929D0E0E4736,
@@ -214,3 +223,129 @@ def test_export_failures_return_failure_and_log_never_raise(receiver, caplog):
     assert "failed" in caplog.text and "answered 403" in caplog.text
     rejecting.shutdown()
     assert rejecting.export(spans) is SpanExportResult.FAILURE
+
+
+# --------------------------------------------------------------------------- a real CLI process
+
+EXECUTION = {"id": "0b7c9a52-3a4e-4a59-9d1f-6c2f1e3c6b11", "flow": "hello", "status": "succeeded",
+             "outputs": {"greeting": "hi"}, "error": "", "trace_id": "ab" * 16, "steps": [], "links": {}}
+# After the silent backend accepted the export: the CLI's export budget, then its exit (target: a hung
+# backend adds at most 0.5 s to a run; the budget before this exporter was 0.75 s).
+HUNG_EXIT_SECONDS = 0.65
+
+
+class _Api:
+    """A stand-in flowexec API on 127.0.0.1: POST /api/executions/ answers one finished execution."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                api.headers.append(dict(self.headers.items()))
+                payload = json.dumps(EXECUTION).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+
+@pytest.fixture
+def api() -> Iterator[_Api]:
+    started = _Api()
+    yield started
+    started.server.shutdown()
+    started.server.server_close()
+
+
+def cli(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "flowexec.cli", "run", "hello"], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_traced_cli_run_sends_its_spans_to_an_otlp_receiver_before_it_exits(api):
+    with OtlpReceiver() as receiver:
+        env = base_env(FLOWEXEC_URL=api.url, OTEL_TRACES_EXPORTER="otlp",
+                       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint)
+        process = cli(env)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        assert "greeting" in stdout
+        spans = receiver.spans()  # already there: the CLI waited for the receiver's answer
+    root = next(s for s in spans if s.name == "flowexec run")
+    [client_span] = [s for s in spans if s.kind == "CLIENT"]
+    assert (root.kind, root.parent_id, client_span.parent_id) == ("INTERNAL", "", root.span_id)
+    assert {s.service_name for s in spans} == {"flowexec-cli"}
+    port = api.server.server_address[1]
+    assert client_span.name == "POST"
+    assert client_span.attributes == {
+        "http.request.method": "POST",
+        "url.full": f"{api.url}/api/executions/",
+        "server.address": "127.0.0.1",
+        "server.port": port,
+        "http.response.status_code": 201,
+        "request_id": root.attributes["request_id"],
+        "client": "cli",
+    }
+    assert root.attributes["flow.execution.id"] == EXECUTION["id"]
+    [headers] = api.headers
+    assert headers["traceparent"].startswith(f"00-{client_span.trace_id}-{client_span.span_id}-")
+    [(export_headers, _)] = receiver.requests
+    assert export_headers["Content-Type"] == "application/x-protobuf"
+
+
+class _SilentBackend:
+    """Accepts connections and never answers (a hung trace backend); `accepted` is set at the first accept."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/traces"
+        self.accepted = threading.Event()
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self.sock.accept()
+                self.held.append(connection)
+                self.accepted.set()
+
+    def close(self) -> None:
+        for connection in self.held:
+            connection.close()
+        self.sock.close()
+
+
+@pytest.mark.slow
+def test_a_hung_trace_backend_holds_the_cli_exit_only_for_its_short_export_budget(api):
+    backend = _SilentBackend()
+    env = base_env(
+        FLOWEXEC_URL=api.url, OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=backend.endpoint
+    )
+    process = cli(env)
+    try:
+        assert backend.accepted.wait(60), "the CLI never exported"
+        # The bound: waiting on the process, from the moment its export connected.
+        returncode = process.wait(timeout=HUNG_EXIT_SECONDS)
+        stdout, stderr = process.communicate(timeout=5)
+    finally:
+        process.kill()
+        backend.close()
+    assert returncode == 0, stderr
+    assert "greeting" in stdout and stderr == ""
