@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import json
@@ -226,9 +227,10 @@ def execution_run(*, execution: Execution, depth: int = 0, stop: threading.Event
     if not execution_started(execution=execution, span=span):
         execution.refresh_from_db()
         return execution
+    recorder = _StepRecorder(execution, stop)
     with runner.owning(str(execution.pk)), trace.use_span(span, end_on_exit=True):
-        result = _run_engine(execution, depth, span, stop)
-    return execution_finish(execution=execution, result=result)
+        result = _run_engine(execution, depth, span, recorder)
+    return execution_finish(execution=execution, result=result, recorder=recorder)
 
 
 def _span_attributes(execution: Execution) -> dict[str, Any]:
@@ -261,7 +263,7 @@ def execution_started(*, execution: Execution, span: trace.Span) -> bool:
     return True
 
 
-def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: threading.Event | None) -> RunResult:
+def _run_engine(execution: Execution, depth: int, span: trace.Span, hooks: _StepRecorder) -> RunResult:
     # Masking covers the crash handler too: a crash's log line, span event and error may quote a secret.
     with ExitStack() as masked:
         # Boundary: whatever goes wrong inside, the row must still finish with the error.
@@ -269,7 +271,6 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: thread
             config = engine_config()
             definition = flow_definition(execution.flow)
             secrets = vault.unseal(execution.secret_inputs)
-            hooks = _StepRecorder(execution, stop)
             masked.enter_context(redaction.masking(secrets.values()))
             result = engine.run(definition, {**execution.inputs, **secrets}, config=config, hooks=hooks,
                                 depth=depth, secrets=secrets.values())
@@ -285,8 +286,12 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: thread
     return result
 
 
-def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
-    """Write the outcome unless the execution was cancelled meanwhile (a cancel wins)."""
+def execution_finish(*, execution: Execution, result: RunResult, recorder: _StepRecorder | None = None) -> Execution:
+    """Write the outcome unless the execution was cancelled meanwhile (a cancel wins).
+
+    The step rows `recorder` still holds are written in the same transaction. When this call wrote
+    the outcome, the instance comes back with its step runs as written (no need to read them again).
+    """
     fields: dict[str, Any] = {
         "status": RESULT_STATUS[result.status],
         "outputs": result.outputs if result.status == "succeeded" else None,
@@ -294,9 +299,15 @@ def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
         "finished_at": timezone.now(),
         "secret_inputs": "",
     }
-    if Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields):
+    with transaction.atomic() if recorder is not None and recorder.unsaved else contextlib.nullcontext():
+        updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields)
+        if recorder is not None:
+            recorder.flush()
+    if updated:
         for name, value in fields.items():
             setattr(execution, name, value)
+        if recorder is not None:
+            recorder.remember_steps()
     else:
         execution.refresh_from_db()
     if execution.status == Execution.Status.CANCELLED:
@@ -391,30 +402,40 @@ def execution_fail(*, execution_id: Any, reason: str) -> int:
 
 
 class _StepRecorder:
-    """Engine hooks that record step runs, answer cancellation, and run sub-flows."""
+    """Engine hooks that record step runs, answer cancellation, and run sub-flows.
+
+    Steps the engine ran inline (pure and instant, on the run's own thread) are kept and written
+    together: before the next step that takes time starts, at the next cancellation poll (so within
+    about CANCEL_CHECK_SECONDS while other steps run), and at the latest with the outcome.
+    """
 
     def __init__(self, execution: Execution, stop: threading.Event | None = None) -> None:
         self.execution = execution
         self.stop = stop
         self.owner_thread = threading.get_ident()
-        self.step_ids: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.rows: dict[str, StepRun] = {}  # every step's row as last written (or about to be)
+        self.unsaved: list[StepRun] = []  # finished inline steps not written yet
         self.cancelled = False
         # The claim just happened: nobody can have cancelled before it, so the first check waits.
         self.checked_at = time.monotonic()
 
     def step_started(self, step: StepSpec, attempt: int, started_at: datetime) -> None:
+        self.flush()
         with self._db():
-            step_id = self.step_ids.get(step.name)
-            if step_id is None:
+            row = self.rows.get(step.name)
+            if row is None:
                 row = StepRun.objects.create(
                     execution=self.execution, name=step.name, type=step.type, attempts=attempt, started_at=started_at
                 )
-                self.step_ids[step.name] = row.pk
+                with self.lock:
+                    self.rows[step.name] = row
             else:
-                StepRun.objects.filter(pk=step_id, status=StepRun.Status.RUNNING).update(attempts=attempt)
+                StepRun.objects.filter(pk=row.pk, status=StepRun.Status.RUNNING).update(attempts=attempt)
+                row.attempts = attempt
 
     def step_finished(self, outcome: StepOutcome) -> None:
-        """Record a finished step: one UPDATE of the row step_started wrote, or one INSERT if none."""
+        """Record a finished step: one UPDATE of the row step_started wrote, else an INSERT (inline: later)."""
         fields = {
             "type": outcome.type,
             "status": outcome.status,
@@ -425,16 +446,42 @@ class _StepRecorder:
             "finished_at": outcome.finished_at,
             "span_id": outcome.span_id or "",
         }
-        with self._db():
-            step_id = self.step_ids.get(outcome.name)
-            if step_id is None:
-                StepRun.objects.create(execution=self.execution, name=outcome.name, **fields)
-            else:
+        row = self.rows.get(outcome.name)
+        if row is None:
+            row = StepRun(execution=self.execution, name=outcome.name, **fields)
+            with self.lock:
+                self.rows[outcome.name] = row
+                self.unsaved.append(row)
+            if threading.get_ident() != self.owner_thread:
+                self.flush()  # no inline step: nothing to batch it with
+        else:
+            with self._db():
                 # Conditional: a cancel that marked the row cancelled meanwhile wins.
-                StepRun.objects.filter(pk=step_id, status=StepRun.Status.RUNNING).update(**fields)
+                StepRun.objects.filter(pk=row.pk, status=StepRun.Status.RUNNING).update(**fields)
+            for name, value in fields.items():
+                setattr(row, name, value)
         flow_metrics.step_finished(self.execution, outcome)
 
+    def flush(self) -> None:
+        """Write the finished steps not written yet, in one statement."""
+        with self.lock:
+            batch, self.unsaved = self.unsaved, []
+        if batch:
+            with self._db():
+                StepRun.objects.bulk_create(batch)
+
+    def remember_steps(self) -> None:
+        """Give the execution its step runs as written, in the model's order, as a prefetch would."""
+        rows = sorted(self.rows.values(), key=lambda row: (row.started_at is None, row.started_at, row.pk or 0))
+        self.execution._prefetched_objects_cache = {}  # a stale prefetch would answer .all() below
+        queryset = self.execution.step_runs.all()
+        # What prefetch_related stores: a queryset already evaluated, so .all() answers without a query.
+        queryset._result_cache = rows
+        queryset._prefetch_done = True
+        self.execution._prefetched_objects_cache = {"step_runs": queryset}
+
     def is_cancelled(self) -> bool:
+        self.flush()  # called from the run's thread while other steps run: inline ones show up meanwhile
         if self.cancelled:
             return True
         if self.stop is not None and self.stop.is_set():

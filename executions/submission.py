@@ -52,7 +52,8 @@ def execution_submit(
 
     `inline` runs it in the caller's thread (management commands, where no request timeout exists);
     otherwise `wait` waits up to FLOWEXEC_SYNC_WAIT for the pool and returns the execution as it is
-    then, and no wait hands it to Celery when a broker is set, else to the pool.
+    then, and no wait hands it to Celery when a broker is set, else to the pool. The execution comes
+    back with its step runs, ready to show.
     """
     to_celery = not wait and not inline and bool(conf.get("FLOWEXEC_BROKER_URL"))
     execution = services.execution_create(
@@ -69,9 +70,10 @@ def execution_submit(
     if to_celery:
         return _publish(execution)
     future = _enqueue(execution)
-    if wait and future is not None:
-        return _wait(future, conf.seconds("FLOWEXEC_SYNC_WAIT")) or execution
-    return execution
+    if wait and future is not None and (finished := _wait(future, conf.seconds("FLOWEXEC_SYNC_WAIT"))):
+        return finished  # the pool thread is done with it: its instance, steps included, is final
+    # Still queued or running: the pool thread may be changing that instance, so read the row afresh.
+    return selectors.execution_get(execution_id=execution.pk)
 
 
 def _wait(future: Future[Execution | None], bound: float) -> Execution | None:
@@ -143,8 +145,7 @@ def _publish(execution: Execution) -> Execution:
         tasks.run_execution.apply_async((str(execution.pk),), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
     except OperationalError as exc:
         services.execution_fail(execution_id=execution.pk, reason=f"not queued: the broker is unreachable ({exc})")
-    execution.refresh_from_db()
-    return execution
+    return selectors.execution_get(execution_id=execution.pk)
 
 
 def sweep() -> None:
