@@ -176,11 +176,59 @@ def execution_create(
     `owned`: this process will run it (inline or on its pool), so the row names this runner from
     the start and a crash before the claim is detectable; False leaves it to whoever claims it (Celery).
     """
+    execution = _execution_new(flow=flow, inputs=inputs, client=client, request_id=request_id,
+                               user_agent=user_agent, user=user, parent=parent, owned=owned)
+    execution.save(force_insert=True)
+    return execution
+
+
+def flow_is_instant(flow: Flow) -> bool:
+    """True when every step of the flow is pure and instant (engine.instant), so a run takes no real time."""
+    return engine.instant(flow_definition(flow), engine_config())
+
+
+def execution_run_here(
+    *,
+    flow: Flow,
+    inputs: Mapping[str, Any],
+    client: str = Execution.Client.API,
+    request_id: str = "",
+    user_agent: str = "",
+    user: AbstractBaseUser | None = None,
+) -> Execution:
+    """Store an execution already claimed by this thread (one INSERT, no `pending` step) and run it here.
+
+    For a caller that runs it at once in its own thread: nothing can queue it, adopt it or claim it
+    between the INSERT and the run, so the row may start `running`. It is committed before any
+    step runs, names this runner for crash detection, and finishes like any run (a cancel wins).
+    """
+    execution = _execution_new(flow=flow, inputs=inputs, client=client, request_id=request_id,
+                               user_agent=user_agent, user=user, parent=None, owned=True)
+    span = _execution_span(execution)
+    claim = _claim_fields(span)
+    for name, value in claim.items():
+        setattr(execution, name, value)
+    execution.save(force_insert=True)
+    flow_metrics.execution_started(execution, started_at=claim["started_at"])
+    return _execution_drive(execution, span, depth=0, stop=None)
+
+
+def _execution_new(
+    *,
+    flow: Flow,
+    inputs: Mapping[str, Any],
+    client: str,
+    request_id: str,
+    user_agent: str,
+    user: AbstractBaseUser | None,
+    parent: Execution | None,
+    owned: bool,
+) -> Execution:
     definition = flow_definition(flow)
     bound = engine.bind_inputs(definition, inputs)
     hidden = _secret_values(definition, bound)
     span_context = trace.get_current_span().get_span_context()
-    return Execution.objects.create(
+    return Execution(
         flow=flow,
         flow_name=flow.name,
         flow_version=flow.version,
@@ -218,15 +266,24 @@ def execution_run(*, execution: Execution, depth: int = 0, stop: threading.Event
     """
     # Started before the claim so the claim writes the span's ids in the same UPDATE; a span
     # that loses the claim is never ended, hence never exported.
-    span = tracer.start_span(
+    span = _execution_span(execution)
+    if not execution_started(execution=execution, span=span):
+        execution.refresh_from_db()
+        return execution
+    return _execution_drive(execution, span, depth, stop)
+
+
+def _execution_span(execution: Execution) -> trace.Span:
+    return tracer.start_span(
         keys.EXECUTE_FLOW_SPAN.format(flow=execution.flow_name),
         attributes=_span_attributes(execution),
         record_exception=False,
         set_status_on_exception=False,
     )
-    if not execution_started(execution=execution, span=span):
-        execution.refresh_from_db()
-        return execution
+
+
+def _execution_drive(execution: Execution, span: trace.Span, depth: int, stop: threading.Event | None) -> Execution:
+    """Run a claimed execution under its span, then write the outcome."""
     recorder = _StepRecorder(execution, stop)
     with runner.owning(str(execution.pk)), trace.use_span(span, end_on_exit=True):
         result = _run_engine(execution, depth, span, recorder)
@@ -247,6 +304,17 @@ def _span_attributes(execution: Execution) -> dict[str, Any]:
 
 def execution_started(*, execution: Execution, span: trace.Span) -> bool:
     """Claim a pending execution for this runner (pending -> running); False when another one has it."""
+    fields = _claim_fields(span)
+    if not Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(execution, name, value)
+    flow_metrics.execution_started(execution, started_at=fields["started_at"])
+    return True
+
+
+def _claim_fields(span: trace.Span) -> dict[str, Any]:
+    """What a claim writes: running, started now, by this runner, under `span`."""
     now = timezone.now()
     fields: dict[str, Any] = {"status": Execution.Status.RUNNING, "started_at": now,
                               "runner": runner.runner_id(), "heartbeat_at": now}
@@ -255,12 +323,7 @@ def execution_started(*, execution: Execution, span: trace.Span) -> bool:
     if span_context.is_valid and not span_context.is_remote:
         fields["trace_id"] = trace.format_trace_id(span_context.trace_id)
         fields["span_id"] = trace.format_span_id(span_context.span_id)
-    if not Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(**fields):
-        return False
-    for name, value in fields.items():
-        setattr(execution, name, value)
-    flow_metrics.execution_started(execution, started_at=now)
-    return True
+    return fields
 
 
 def _run_engine(execution: Execution, depth: int, span: trace.Span, hooks: _StepRecorder) -> RunResult:

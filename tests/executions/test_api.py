@@ -172,7 +172,7 @@ def _count_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-def test_a_sync_execution_of_two_inline_steps_sends_six_statements(
+def test_a_sync_execution_of_two_instant_steps_sends_five_statements(
     api_client: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api_client.post("/api/flows/", TWO_TEMPLATES, format="json")
@@ -180,11 +180,40 @@ def test_a_sync_execution_of_two_inline_steps_sends_six_statements(
     sent = _count_statements(monkeypatch)
     response = api_client.post("/api/executions/", {"flow": "two"}, format="json")
     assert response.status_code == 201 and response.json()["outputs"] == {"greeting": "Hello, world!!"}
-    # Token, flow, INSERT execution (request thread); claim, finish + both steps in one INSERT (pool
-    # thread); the response is built from what was written, not read back.
+    # Token, flow, INSERT of the execution already running (its steps are instant: it runs in the
+    # request's thread), then the outcome and both steps in one transaction; the response is built
+    # from what was written, not read back.
     work = [sql for sql in sent if not sql.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
-    assert len(work) <= 6, "\n".join(sent)
+    assert len(work) <= 5, "\n".join(sent)
     assert sum(sql.lstrip().upper().startswith("INSERT") for sql in work) == 2
+
+
+@pytest.mark.parametrize(("steps", "where"), [
+    ([{"name": "say", "type": "template", "template": "hi"}], "request"),
+    ([{"name": "nap", "type": "sleep", "seconds": 0.01}], "pool"),
+])
+def test_only_flows_of_instant_steps_run_in_the_request_thread(
+    api_client: APIClient, monkeypatch: pytest.MonkeyPatch, steps: list[dict[str, Any]], where: str
+) -> None:
+    import threading
+
+    from executions import services
+
+    threads: list[str] = []
+    drive = services._execution_drive
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return drive(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_execution_drive", recorded)
+    api_client.post("/api/flows/", {"name": "where", "steps": steps}, format="json")
+    response = api_client.post("/api/executions/", {"flow": "where"}, format="json")
+    assert response.status_code == 201 and response.json()["status"] == "succeeded"
+    if where == "request":
+        assert threads == [threading.current_thread().name]
+    else:
+        assert len(threads) == 1 and threads[0].startswith("flowexec-async")
 
 
 def test_the_sync_answer_is_what_a_later_read_returns(api_client: APIClient) -> None:
