@@ -143,7 +143,8 @@ def _publish(execution: Execution) -> Execution:
         tasks.run_execution.apply_async((str(execution.pk),), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
     except OperationalError as exc:
         services.execution_fail(execution_id=execution.pk, reason=f"not queued: the broker is unreachable ({exc})")
-    execution.refresh_from_db()
+        execution.refresh_from_db()
+    # Queued: answered as created (pending); a worker may have started it already, the client follows it.
     return execution
 
 
