@@ -144,7 +144,9 @@ def _publish(execution: Execution) -> Execution:
         tasks.run_execution.apply_async((str(execution.pk),), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
     except OperationalError as exc:
         services.execution_fail(execution_id=execution.pk, reason=f"not queued: the broker is unreachable ({exc})")
-    return selectors.execution_get(execution_id=execution.pk)
+        execution.refresh_from_db()
+    # Queued: answered as created (pending); a worker may have started it already, the client follows it.
+    return execution
 
 
 def sweep() -> None:

@@ -91,16 +91,18 @@ class Tracing:
     def start(cls, settings: Settings) -> Tracing:
         """Configure the provider (and a MeterProvider when OTEL_METRICS_EXPORTER asks) and instrument urllib3."""
         # Lazy: only a traced command imports the SDK.
-        from tracing import telemetry
+        from tracing.config import metrics_config
         from tracing.provider import configure_tracing
 
-        state = configure_tracing(cli_tracing_config(settings, os.environ))
-        metrics = telemetry.metrics_requested()
+        config = cli_tracing_config(settings, os.environ)
+        state = configure_tracing(config)
+        metrics_settings = metrics_config(os.environ)
+        metrics = bool(metrics_settings.exporters) and not metrics_settings.disabled
         if metrics:
             # Lazy: the metrics SDK loads only when OTEL_METRICS_EXPORTER asks for it.
-            from tracing.metrics import configure_metrics
+            from tracing.metrics import configure_metrics, shared_resource
 
-            configure_metrics(settings.service_name)
+            configure_metrics(metrics_settings, shared_resource(config))
         if state.enabled:
             from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 

@@ -46,10 +46,9 @@ def test_urllib3_already_instrumented_by_the_launcher_is_not_instrumented_again(
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
     from tracing import provider
-    from tracing import telemetry as shared
 
     monkeypatch.setattr(provider, "configure_tracing", lambda config: provider.TracingState(True, None, (), ""))
-    monkeypatch.setattr(shared, "metrics_requested", lambda: False)
+    monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
     instrumentor = URLLib3Instrumentor()
     already = instrumentor.is_instrumented_by_opentelemetry
     if not already:
