@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_BROKER_VISIBILITY_TIMEOUT": 3600.0,
     "FLOWEXEC_TASK_TIME_LIMIT": 3600.0,
     "FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD": 1000,
+    # Seconds a Celery worker process keeps its database connection across tasks (health-checked
+    # at each task's first query); the worker's CONN_MAX_AGE, whatever DATABASE_CONN_MAX_AGE says.
+    "FLOWEXEC_WORKER_CONN_MAX_AGE": 60.0,
     # Key for secret input values at rest (any string); unset: derived from DJANGO_SECRET_KEY.
     "FLOWEXEC_SECRETS_KEY": "",
 }
@@ -53,6 +56,7 @@ POSITIVE_SECONDS = (
     "FLOWEXEC_BROKER_VISIBILITY_TIMEOUT",
     "FLOWEXEC_TASK_TIME_LIMIT",
     "FLOWEXEC_DEFAULT_STEP_TIMEOUT",
+    "FLOWEXEC_WORKER_CONN_MAX_AGE",
 )
 POSITIVE_INTEGERS = (
     "FLOWEXEC_STEP_WORKERS",

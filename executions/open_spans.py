@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME
 
 from executions.models import Execution, StepRun
 from tracing import attributes as keys
@@ -55,9 +56,15 @@ def _execution_span(execution: Execution, parent_id: str) -> OpenSpan:
         name=keys.EXECUTE_FLOW_SPAN.format(flow=execution.flow_name),
         start_time=execution.started_at,
         # A child execution runs in its parent's process; a root one in whichever serves this trace.
-        service_name="" if parent_id else os.environ.get("OTEL_SERVICE_NAME", DEFAULT_SERVICE),
+        service_name="" if parent_id else _service_name(),
         attributes=attributes,
     )
+
+
+def _service_name() -> str:
+    """This process's service.name, as its TracerProvider's resource has it (the configuration decided it)."""
+    resource = getattr(trace.get_tracer_provider(), "resource", None)
+    return str(resource.attributes.get(SERVICE_NAME, DEFAULT_SERVICE)) if resource is not None else DEFAULT_SERVICE
 
 
 def _step_span(execution: Execution, step: StepRun) -> OpenSpan:

@@ -53,6 +53,11 @@ def execution_get(*, execution_id: uuid.UUID | str, user: Any | None = None) -> 
     return executions_visible(user).prefetch_related("step_runs").select_related("flow").get(pk=execution_id)
 
 
+def execution_to_run(*, execution_id: uuid.UUID | str) -> Execution:
+    """Return one execution with its flow, what running it needs (no step runs); Execution.DoesNotExist."""
+    return Execution.objects.select_related("flow").get(pk=execution_id)
+
+
 def execution_list(*, user: Any | None = None) -> QuerySet[Execution]:
     """Return the executions visible to user, newest first, with what the API and admin show of them."""
     return executions_visible(user).select_related("flow").prefetch_related("step_runs").order_by("-created_at")

@@ -34,7 +34,7 @@ WORKER_DIED = "interrupted: worker {runner} died while running it (task redelive
 def run_execution(self: Any, execution_id: str) -> str:
     """Run a pending execution to the end; on redelivery do nothing, or fail it when its worker died."""
     try:
-        execution = selectors.execution_get(execution_id=execution_id)
+        execution = selectors.execution_to_run(execution_id=execution_id)
     except Execution.DoesNotExist:
         logger.warning("execution %s does not exist; dropping its task", execution_id)
         return "missing"

@@ -32,7 +32,39 @@ def _start_worker_process(**_: Any) -> None:
     # Lazy: the bootstrap imports the models, which need django.setup() first.
     from flowexec import bootstrap
 
+    _keep_connections()
     bootstrap.start(WORKER_SERVICE_NAME, serve=True)
+
+
+def _keep_connections() -> None:
+    """Keep this process's database connections across tasks, within FLOWEXEC_WORKER_CONN_MAX_AGE.
+
+    A worker process runs one task after another, like a pool thread: reconnecting for each task
+    (Celery's default, off through CELERY_DB_REUSE_MAX) costs more than a short execution. A
+    connection that broke is closed at the task boundary, and one that went stale meanwhile (the
+    database restarted, an idle timeout) is caught by the health check before the task's first query.
+    """
+    # Lazy: executions' settings need django.setup() first; connections exist only once set up.
+    from django.db import connections
+
+    from executions import conf
+
+    for alias in connections:
+        connections.settings[alias].update(
+            CONN_MAX_AGE=conf.seconds("FLOWEXEC_WORKER_CONN_MAX_AGE"), CONN_HEALTH_CHECKS=True
+        )
+
+
+@signals.task_prerun.connect(weak=False)
+@signals.task_postrun.connect(weak=False)
+def _task_boundary(sender: Any = None, **_: Any) -> None:
+    """Django's request-boundary rule for a task: drop a broken connection or one past its age."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # run in the caller's process (apply()): its connections are the caller's business
+    # Lazy: see above; this module is imported before Django is set up.
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @signals.worker_process_shutdown.connect(weak=False)

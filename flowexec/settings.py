@@ -316,4 +316,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # replaced after this many tasks, so a leak in a step function cannot grow forever.
 CELERY_TASK_TIME_LIMIT = float(flowexec_setting("FLOWEXEC_TASK_TIME_LIMIT"))
 CELERY_WORKER_MAX_TASKS_PER_CHILD = int(flowexec_setting("FLOWEXEC_WORKER_MAX_TASKS_PER_CHILD"))
+# Celery's Django fixup closes the database connection before and after every task unless this is
+# set; reconnecting (SQLite: open, PRAGMAs, functions) cost more than a short execution. Set to the
+# child's lifetime, it never closes one: flowexec/celery.py applies Django's CONN_MAX_AGE rule instead.
+CELERY_DB_REUSE_MAX = CELERY_WORKER_MAX_TASKS_PER_CHILD
 # --- end of scale-out block ---------------------------------------------------------------------

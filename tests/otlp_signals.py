@@ -118,6 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = self.path.split("?", 1)[0]
         receiver = self.server.receiver
+        with receiver._condition:
+            receiver.request_headers.append({key.lower(): value for key, value in self.headers.items()})
         if path == METRICS_PATH:
             request = metrics_service_pb2.ExportMetricsServiceRequest()
             request.ParseFromString(body)
@@ -155,6 +157,8 @@ class SignalReceiver:
         self._condition = threading.Condition()
         self.metrics: list[ReceivedMetric] = []
         self.logs: list[ReceivedLog] = []
+        # The headers of every request, names lower-cased.
+        self.request_headers: list[dict[str, str]] = []
         self._server = _Server(self)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
 

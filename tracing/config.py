@@ -1,8 +1,10 @@
-"""Tracing configuration as data: one frozen TracingConfig, built by a pure function from an environment mapping.
+"""Telemetry configuration as data: frozen configs for traces, metrics and logs, built by pure functions.
 
-`tracing_config(environ, defaults)` is the only place that reads the standard ``OTEL_*`` variables (through the
-SDK's own constants); the builders in tracing.provider and tracing.exporters read nothing but its result, so a
-test builds a provider from a TracingConfig without touching os.environ. No Django here: the CLI uses it.
+`tracing_config(environ, defaults)`, `metrics_config(environ)` and `logs_config(environ)` are the only places
+that read the standard ``OTEL_*`` variables (through the SDK's own constants), and `otlp_config` is the one
+reading of the OTLP exporter variables for every signal. The builders in tracing.provider, tracing.exporters,
+tracing.metrics and tracing.log_export read nothing but these objects, so a test builds a provider from data
+without touching os.environ. No Django here: the CLI uses it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import unquote_plus
 
-from opentelemetry.environment_variables import OTEL_PROPAGATORS, OTEL_TRACES_EXPORTER
+from opentelemetry.environment_variables import (
+    OTEL_LOGS_EXPORTER,
+    OTEL_METRICS_EXPORTER,
+    OTEL_PROPAGATORS,
+    OTEL_TRACES_EXPORTER,
+)
 from opentelemetry.sdk import environment_variables as sdk_env
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION
 
@@ -30,8 +37,10 @@ DEFAULT_OTLP_PROTOCOL = "http/protobuf"
 # The SDK default is 10 s, retried with backoff inside that budget; a dead backend then holds the batch worker
 # (and any final flush) that long. 3 s still allows one reconnect plus a retry.
 DEFAULT_OTLP_TIMEOUT_SECONDS = 3.0
-DEFAULT_OTLP_HTTP_ENDPOINT = "http://localhost:4318/v1/traces"
+DEFAULT_OTLP_HTTP_BASE = "http://localhost:4318"
+DEFAULT_OTLP_HTTP_ENDPOINT = f"{DEFAULT_OTLP_HTTP_BASE}/v1/traces"
 DEFAULT_OTLP_GRPC_ENDPOINT = "http://localhost:4317"
+SIGNALS = ("traces", "metrics", "logs")
 DEFAULT_PROPAGATORS = ("tracecontext", "baggage")
 DEFAULT_SAMPLER = "parentbased_always_on"
 KNOWN_SAMPLERS = (
@@ -68,11 +77,17 @@ class OtlpConfig:
     protocol: str = DEFAULT_OTLP_PROTOCOL
     # http/protobuf: the full traces URL; grpc: the collector's URL (scheme decides TLS).
     endpoint: str = DEFAULT_OTLP_HTTP_ENDPOINT
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Often a credential (an API key, the CLI's token): never in a repr, so never in a log line.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     timeout: float = DEFAULT_OTLP_TIMEOUT_SECONDS
     compression: str = ""
     # True when the endpoint came from OTEL_EXPORTER_OTLP_*ENDPOINT rather than the process default.
     endpoint_from_environment: bool = False
+
+    @property
+    def target(self) -> str:
+        """Protocol and endpoint, for the start-up line and the export warnings."""
+        return f"{self.protocol} {self.endpoint}"
 
 
 @dataclass(frozen=True)
@@ -120,14 +135,104 @@ class TracingConfig:
         return self.resource.get(SERVICE_NAME, "")
 
 
+METRICS_EXPORTERS = ("otlp", "console", "prometheus")
+LOGS_EXPORTERS = ("otlp", "console")
+TEMPORALITY_PREFERENCES = ("cumulative", "delta", "lowmemory")
+HISTOGRAM_AGGREGATIONS = ("explicit_bucket_histogram", "base2_exponential_bucket_histogram")
+EXEMPLAR_FILTERS = ("trace_based", "always_on", "always_off")
+# The maintained Prometheus exporter's variables (opentelemetry-exporter-prometheus documents them).
+OTEL_EXPORTER_PROMETHEUS_HOST = "OTEL_EXPORTER_PROMETHEUS_HOST"
+OTEL_EXPORTER_PROMETHEUS_PORT = "OTEL_EXPORTER_PROMETHEUS_PORT"
+# Ours: the scrape path, and the bearer token the endpoint then requires.
+FLOWEXEC_PROMETHEUS_PATH = "FLOWEXEC_PROMETHEUS_PATH"
+FLOWEXEC_PROMETHEUS_TOKEN = "FLOWEXEC_PROMETHEUS_TOKEN"
+DEFAULT_PROMETHEUS_HOST = "127.0.0.1"
+DEFAULT_PROMETHEUS_PORT = 9464
+DEFAULT_PROMETHEUS_PATH = "/metrics"
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """The scrape endpoint of the `prometheus` metrics exporter (one per process, from the first free port)."""
+
+    host: str = DEFAULT_PROMETHEUS_HOST
+    port: int = DEFAULT_PROMETHEUS_PORT
+    path: str = DEFAULT_PROMETHEUS_PATH
+    # Empty: no authentication, which only a loopback host may go without.
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Everything this process's MeterProvider is built from."""
+
+    disabled: bool = False
+    exporters: tuple[str, ...] = ()
+    otlp: OtlpConfig = field(default_factory=lambda: OtlpConfig(endpoint=f"{DEFAULT_OTLP_HTTP_BASE}/v1/metrics"))
+    export_interval_millis: int = 60_000
+    export_timeout_millis: int = 30_000
+    temporality: str = "cumulative"
+    histogram_aggregation: str = "explicit_bucket_histogram"
+    exemplar_filter: str = "trace_based"
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    """Everything this process's LoggerProvider is built from (batch: the OTEL_BLRP_* settings)."""
+
+    disabled: bool = False
+    exporters: tuple[str, ...] = ()
+    otlp: OtlpConfig = field(default_factory=lambda: OtlpConfig(endpoint=f"{DEFAULT_OTLP_HTTP_BASE}/v1/logs"))
+    batch: BatchConfig = field(default_factory=lambda: BatchConfig(schedule_delay_millis=1000))
+
+
+def metrics_config(environ: Mapping[str, str]) -> MetricsConfig:
+    """The metrics configuration for this environment; metrics are opt-in (OTEL_METRICS_EXPORTER unset: none)."""
+    env = _Env(environ)
+    return MetricsConfig(
+        disabled=env.sdk_disabled(),
+        exporters=_known_exporters(env, OTEL_METRICS_EXPORTER, METRICS_EXPORTERS),
+        otlp=otlp_config(environ, "metrics"),
+        export_interval_millis=env.integer(sdk_env.OTEL_METRIC_EXPORT_INTERVAL, 60_000),
+        export_timeout_millis=env.integer(sdk_env.OTEL_METRIC_EXPORT_TIMEOUT, 30_000),
+        temporality=env.choice(
+            sdk_env.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, TEMPORALITY_PREFERENCES, "cumulative"
+        ),
+        histogram_aggregation=env.choice(
+            sdk_env.OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION,
+            HISTOGRAM_AGGREGATIONS,
+            "explicit_bucket_histogram",
+        ),
+        exemplar_filter=env.choice(sdk_env.OTEL_METRICS_EXEMPLAR_FILTER, EXEMPLAR_FILTERS, "trace_based"),
+        prometheus=_prometheus(env),
+    )
+
+
+def logs_config(environ: Mapping[str, str]) -> LogsConfig:
+    """The log export configuration for this environment; opt-in like metrics (OTEL_LOGS_EXPORTER unset: none)."""
+    env = _Env(environ)
+    return LogsConfig(
+        disabled=env.sdk_disabled(),
+        exporters=_known_exporters(env, OTEL_LOGS_EXPORTER, LOGS_EXPORTERS),
+        otlp=otlp_config(environ, "logs"),
+        batch=BatchConfig(
+            schedule_delay_millis=env.integer(sdk_env.OTEL_BLRP_SCHEDULE_DELAY, 1000),
+            max_queue_size=env.integer(sdk_env.OTEL_BLRP_MAX_QUEUE_SIZE, 2048),
+            max_export_batch_size=env.integer(sdk_env.OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, 512),
+            export_timeout_millis=env.integer(sdk_env.OTEL_BLRP_EXPORT_TIMEOUT, 30_000),
+        ),
+    )
+
+
 def tracing_config(environ: Mapping[str, str], defaults: ProcessDefaults) -> TracingConfig:
     """The configuration for this environment; bad values warn and fall back (never raise)."""
     env = _Env(environ)
     return TracingConfig(
-        disabled=env.text(sdk_env.OTEL_SDK_DISABLED).lower() == "true",
+        disabled=env.sdk_disabled(),
         resource=MappingProxyType(_resource(env, defaults)),
         exporters=_exporters(env, defaults),
-        otlp=_otlp(env, defaults),
+        otlp=otlp_config(environ, "traces", defaults),
         jaeger_agent=_jaeger_agent(env),
         sampler=(sampler := _sampler(env)),
         sampler_arg=_sampler_arg(env, sampler),
@@ -157,6 +262,18 @@ class _Env:
     def names(self, name: str) -> tuple[str, ...]:
         """A comma list, stripped, lower-cased, de-duplicated."""
         return tuple(dict.fromkeys(part.strip().lower() for part in self.text(name).split(",") if part.strip()))
+
+    def sdk_disabled(self) -> bool:
+        """OTEL_SDK_DISABLED=true (case-insensitive), as the spec defines it."""
+        return self.text(sdk_env.OTEL_SDK_DISABLED).lower() == "true"
+
+    def choice(self, name: str, known: tuple[str, ...], default: str) -> str:
+        """One of known (case-insensitive), else default (warned if set but unknown)."""
+        value = self.text(name).lower()
+        if value and value not in known:
+            logger.warning("%s=%r is not one of %s; using %s", name, value, ", ".join(known), default)
+            return default
+        return value or default
 
     def integer(self, name: str, default: int | None) -> int | None:
         """A non-negative integer, else default (warned if set but invalid)."""
@@ -208,11 +325,21 @@ def _exporters(env: _Env, defaults: ProcessDefaults) -> tuple[str, ...]:
     return tuple(name for name in dict.fromkeys(names) if name != "none")
 
 
-def _otlp(env: _Env, defaults: ProcessDefaults) -> OtlpConfig:
-    """The OTLP exporter's settings; signal-specific (TRACES_) variables win over the generic ones."""
+def otlp_config(environ: Mapping[str, str], signal: str, defaults: ProcessDefaults | None = None) -> OtlpConfig:
+    """The OTLP exporter's settings for one signal; its own variables (e.g. _METRICS_) win over the generic ones.
+
+    `defaults` (the traces' process defaults) supply the endpoint, headers and timeout when no variable does.
+    """
     from opentelemetry.util.re import parse_env_headers
 
-    protocol = env.text(sdk_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, sdk_env.OTEL_EXPORTER_OTLP_PROTOCOL).lower()
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown OTLP signal {signal!r} (known: {', '.join(SIGNALS)})")
+    env = _Env(environ)
+
+    def variable(setting: str) -> str:
+        return getattr(sdk_env, f"OTEL_EXPORTER_OTLP_{signal.upper()}_{setting}")
+
+    protocol = env.text(variable("PROTOCOL"), sdk_env.OTEL_EXPORTER_OTLP_PROTOCOL).lower()
     if protocol and protocol not in OTLP_PROTOCOLS:
         logger.warning(
             "OTLP protocol %r is not supported (use one of %s); using %s",
@@ -222,30 +349,61 @@ def _otlp(env: _Env, defaults: ProcessDefaults) -> OtlpConfig:
         )
         protocol = ""
     protocol = protocol or DEFAULT_OTLP_PROTOCOL
-    traces_endpoint = env.text(sdk_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+    signal_endpoint = env.text(variable("ENDPOINT"))
     base_endpoint = env.text(sdk_env.OTEL_EXPORTER_OTLP_ENDPOINT)
-    if traces_endpoint or base_endpoint:
+    if signal_endpoint or base_endpoint:
         # Per the OTLP exporter spec, only the generic endpoint gets the signal path appended (http/protobuf).
-        endpoint = traces_endpoint or (
-            f"{base_endpoint.removesuffix('/')}/v1/traces" if protocol == "http/protobuf" else base_endpoint
+        endpoint = signal_endpoint or (
+            f"{base_endpoint.removesuffix('/')}/v1/{signal}" if protocol == "http/protobuf" else base_endpoint
         )
     elif protocol == "grpc":
         # The process default is an OTLP/HTTP URL, which a gRPC exporter cannot use.
         endpoint = DEFAULT_OTLP_GRPC_ENDPOINT
     else:
-        endpoint = defaults.otlp_endpoint or DEFAULT_OTLP_HTTP_ENDPOINT
-    raw_headers = env.text(sdk_env.OTEL_EXPORTER_OTLP_TRACES_HEADERS, sdk_env.OTEL_EXPORTER_OTLP_HEADERS)
-    headers = parse_env_headers(raw_headers, liberal=True) if raw_headers else dict(defaults.otlp_headers)
-    timeout = env.seconds(sdk_env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, sdk_env.OTEL_EXPORTER_OTLP_TIMEOUT)
+        endpoint = (defaults and defaults.otlp_endpoint) or f"{DEFAULT_OTLP_HTTP_BASE}/v1/{signal}"
+    raw_headers = env.text(variable("HEADERS"), sdk_env.OTEL_EXPORTER_OTLP_HEADERS)
+    if raw_headers:
+        headers = parse_env_headers(raw_headers, liberal=True)
+    else:
+        headers = dict(defaults.otlp_headers) if defaults else {}
+    timeout = env.seconds(variable("TIMEOUT"), sdk_env.OTEL_EXPORTER_OTLP_TIMEOUT)
     return OtlpConfig(
         protocol=protocol,
         endpoint=endpoint,
         headers=MappingProxyType(headers),
-        timeout=timeout or defaults.otlp_timeout,
-        compression=env.text(
-            sdk_env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, sdk_env.OTEL_EXPORTER_OTLP_COMPRESSION
-        ).lower(),
-        endpoint_from_environment=bool(traces_endpoint or base_endpoint),
+        timeout=timeout or (defaults.otlp_timeout if defaults else DEFAULT_OTLP_TIMEOUT_SECONDS),
+        compression=env.text(variable("COMPRESSION"), sdk_env.OTEL_EXPORTER_OTLP_COMPRESSION).lower(),
+        endpoint_from_environment=bool(signal_endpoint or base_endpoint),
+    )
+
+
+def _known_exporters(env: _Env, variable: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A metrics or logs exporter list: known names only (unknown ones warn and are skipped); none is nothing."""
+    names = []
+    for name in env.names(variable):
+        if name == "none":
+            continue
+        if name not in known:
+            logger.warning("unknown exporter %r in %s (known: %s); skipped", name, variable, ", ".join(known))
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+def _prometheus(env: _Env) -> PrometheusConfig:
+    port = env.integer(OTEL_EXPORTER_PROMETHEUS_PORT, DEFAULT_PROMETHEUS_PORT)
+    if port is None or port > 65535:
+        logger.warning("%s is not a port; using %d", OTEL_EXPORTER_PROMETHEUS_PORT, DEFAULT_PROMETHEUS_PORT)
+        port = DEFAULT_PROMETHEUS_PORT
+    path = env.text(FLOWEXEC_PROMETHEUS_PATH) or DEFAULT_PROMETHEUS_PATH
+    if not path.startswith("/") or "?" in path or "#" in path:
+        logger.warning("%s=%r is not a URL path; using %s", FLOWEXEC_PROMETHEUS_PATH, path, DEFAULT_PROMETHEUS_PATH)
+        path = DEFAULT_PROMETHEUS_PATH
+    return PrometheusConfig(
+        host=env.text(OTEL_EXPORTER_PROMETHEUS_HOST) or DEFAULT_PROMETHEUS_HOST,
+        port=port,
+        path=path,
+        token=env.text(FLOWEXEC_PROMETHEUS_TOKEN),
     )
 
 

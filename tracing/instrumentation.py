@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 from tracing import conf, exporters, redaction
-from tracing.config import ProcessDefaults, TracingConfig, tracing_config
+from tracing.config import ProcessDefaults, TracingConfig, logs_config, metrics_config, tracing_config
 from tracing.provider import TracingState, configure_tracing
 
 if TYPE_CHECKING:
@@ -49,23 +49,25 @@ def instrument_django_process(service_name: str = "flowexec-service") -> Tracing
         from tracing.store.exporter import store_exporter
 
         exporters.register_exporter("store", store_exporter)
-        _state = configure_tracing(django_process_config(service_name))
-        _configure_metrics_and_logs(service_name, store="store" in _state.exporters)
+        config = django_process_config(service_name)
+        _state = configure_tracing(config)
+        _configure_metrics_and_logs(config, store="store" in _state.exporters)
         _instrument_libraries(database=bool(conf.get("FLOWEXEC_TRACE_DATABASE")))
         return _state
 
 
-def _configure_metrics_and_logs(service_name: str, *, store: bool) -> None:
+def _configure_metrics_and_logs(tracing: TracingConfig, *, store: bool) -> None:
     """MeterProvider and log export on the traces' resource, before the instrumentations look for a meter.
 
     With the embedded span store, the log lines logged inside a trace go to the store too.
     """
     # Lazy: the metrics and logs SDK parts load only when this process configures them.
     from tracing.log_export import configure_logs
-    from tracing.metrics import configure_metrics
+    from tracing.metrics import configure_metrics, shared_resource
 
-    configure_metrics(service_name)
-    configure_logs(service_name)
+    resource = shared_resource(tracing)
+    configure_metrics(metrics_config(os.environ), resource)
+    configure_logs(logs_config(os.environ), resource)
     if store:
         # Lazy: the log store imports the log model, which needs Django set up.
         from tracing.log_store import install_log_store

@@ -1,4 +1,4 @@
-"""This process's LoggerProvider from OTEL_LOGS_EXPORTER: records leave with their trace and span ids (no Django)."""
+"""This process's LoggerProvider from a LogsConfig: records leave with their trace and span ids (no Django)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,13 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 
 from tracing import telemetry
+from tracing.config import LogsConfig
 from tracing.redaction import SecretsLogFilter
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import ReadableLogRecord
 
 logger = logging.getLogger("flowexec.tracing")
-
-LOGS_EXPORTERS = ("otlp", "console")
-# Opt-in like metrics: the service's own log format already carries trace_id and span_id.
-DEFAULT_LOGS_EXPORTERS = "none"
-
 
 @dataclass(frozen=True)
 class LogsState:
@@ -65,34 +61,42 @@ class WarnOnceLogExporter(LogRecordExporter):
             self.inner.shutdown()
 
 
-def _otlp_exporter() -> tuple[LogRecordExporter, str]:
-    """The SDK's OTLP log exporter; it reads OTEL_EXPORTER_OTLP_LOGS_* (endpoint, headers, compression)."""
-    protocol = telemetry.otlp_protocol("logs")
-    timeout = telemetry.otlp_timeout("logs")
-    if protocol == "grpc":
+def _otlp_exporter(config: LogsConfig) -> LogRecordExporter:
+    """The SDK's OTLP log exporter, given every setting so it reads nothing from the environment."""
+    settings = telemetry.otlp_exporter_settings(config.otlp)
+    if config.otlp.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
 
-        return GrpcExporter(timeout=timeout), telemetry.otlp_target("logs", protocol)
+        return GrpcExporter(**settings)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
 
-    return HttpExporter(timeout=timeout), telemetry.otlp_target("logs", protocol)
+    return HttpExporter(**settings)
 
 
-def logger_provider_for(resource: Resource) -> tuple[LoggerProvider | None, tuple[str, ...]]:
-    """A LoggerProvider with a batch processor per OTEL_LOGS_EXPORTER name (OTEL_BLRP_* apply); None for none."""
+def logger_provider_for(config: LogsConfig, resource: Resource) -> tuple[LoggerProvider | None, tuple[str, ...]]:
+    """A LoggerProvider with a batch processor per configured exporter; None when there is none."""
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
 
     processors = []
     used = []
-    for name in telemetry.exporter_names("OTEL_LOGS_EXPORTER", LOGS_EXPORTERS, DEFAULT_LOGS_EXPORTERS):
+    for name in config.exporters:
         if name == "otlp":
-            exporter, target = _otlp_exporter()
+            exporter, target = _otlp_exporter(config), config.otlp.target
             used.append(f"otlp({target})")
         else:
             exporter, target = ConsoleLogRecordExporter(out=sys.stdout), "stdout"
             used.append("console")
+        batch = config.batch
         # A bounded queue exported from a background thread: logging never waits on the backend.
-        processors.append(BatchLogRecordProcessor(WarnOnceLogExporter(exporter, target)))
+        processors.append(
+            BatchLogRecordProcessor(
+                WarnOnceLogExporter(exporter, target),
+                schedule_delay_millis=batch.schedule_delay_millis,
+                max_export_batch_size=batch.max_export_batch_size,
+                export_timeout_millis=batch.export_timeout_millis,
+                max_queue_size=batch.max_queue_size,
+            )
+        )
     if not processors:
         return None, ()
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
@@ -111,18 +115,16 @@ def log_handler(provider: LoggerProvider) -> logging.Handler:
     return handler
 
 
-def configure_logs(service_name: str) -> LogsState:
+def configure_logs(config: LogsConfig, resource: Resource) -> LogsState:
     """Export this process's log records (root logger) once per process, on the traces' resource."""
     global _state
     with _lock:
         if _state is not None:
             return _state
-        # Lazy: tracing.metrics pulls in the metrics SDK, needed here only once logs are configured.
-        from tracing.metrics import shared_resource
-        if telemetry.sdk_disabled():
+        if config.disabled:
             state = LogsState(False, None, None, (), "log export disabled (OTEL_SDK_DISABLED=true)")
         else:
-            provider, used = logger_provider_for(shared_resource(service_name))
+            provider, used = logger_provider_for(config, resource)
             if provider is None:
                 state = LogsState(False, None, None, (), "log export disabled (OTEL_LOGS_EXPORTER=none)")
             else:

@@ -1,15 +1,19 @@
-"""This process's MeterProvider from OTEL_METRICS_EXPORTER and friends, on the traces' resource (no Django)."""
+"""This process's MeterProvider, built from a MetricsConfig on the traces' resource (no Django)."""
 
 from __future__ import annotations
 
 import atexit
+import hmac
 import ipaddress
 import logging
-import os
+import socket
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -17,18 +21,14 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from tracing import telemetry
+from tracing.config import MetricsConfig, PrometheusConfig, TracingConfig
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
     from prometheus_client import CollectorRegistry
 
 logger = logging.getLogger("flowexec.tracing")
 
-METRICS_EXPORTERS = ("otlp", "console", "prometheus")
-# Metrics are opt-in: the embedded dashboard reads the database, and an OTLP default would warn about a
-# collector a newcomer does not run.
-DEFAULT_METRICS_EXPORTERS = "none"
-DEFAULT_PROMETHEUS_HOST = "127.0.0.1"
-DEFAULT_PROMETHEUS_PORT = 9464
 # Each gunicorn or Celery worker process serves its own registry: the first free port from the configured one.
 PROMETHEUS_PORT_ATTEMPTS = 16
 
@@ -97,38 +97,70 @@ class WarnOnceMetricExporter(MetricExporter):
             self.inner.shutdown(timeout_millis=timeout_millis)
 
 
-def _otlp_exporter() -> tuple[MetricExporter, str]:
-    """The SDK's OTLP metric exporter; it reads OTEL_EXPORTER_OTLP_METRICS_* (endpoint, headers, temporality)."""
-    protocol = telemetry.otlp_protocol("metrics")
-    timeout = telemetry.otlp_timeout("metrics")
-    if protocol == "grpc":
+def temporality_for(preference: str) -> dict[type, AggregationTemporality]:
+    """OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE as the SDK's OTLP exporter maps it, per instrument."""
+    from opentelemetry.sdk.metrics import (
+        Counter,
+        Histogram,
+        ObservableCounter,
+        ObservableGauge,
+        ObservableUpDownCounter,
+        UpDownCounter,
+    )
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+    cumulative, delta = AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA
+    monotonic = delta if preference in ("delta", "lowmemory") else cumulative
+    return {
+        Counter: monotonic,
+        UpDownCounter: cumulative,
+        Histogram: monotonic,
+        ObservableCounter: delta if preference == "delta" else cumulative,
+        ObservableUpDownCounter: cumulative,
+        ObservableGauge: cumulative,
+    }
+
+
+def _otlp_exporter(config: MetricsConfig) -> MetricExporter:
+    """The SDK's OTLP metric exporter, given every setting so it reads nothing from the environment."""
+    from opentelemetry.sdk.metrics import Histogram
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, ExponentialBucketHistogramAggregation
+
+    histograms = (
+        ExponentialBucketHistogramAggregation()
+        if config.histogram_aggregation == "base2_exponential_bucket_histogram"
+        else ExplicitBucketHistogramAggregation()
+    )
+    settings = {
+        **telemetry.otlp_exporter_settings(config.otlp),
+        "preferred_temporality": temporality_for(config.temporality),
+        "preferred_aggregation": {Histogram: histograms},
+    }
+    if config.otlp.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
 
-        return GrpcExporter(timeout=timeout), telemetry.otlp_target("metrics", protocol)
+        return GrpcExporter(**settings)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
 
-    return HttpExporter(timeout=timeout), telemetry.otlp_target("metrics", protocol)
+    return HttpExporter(**settings)
 
 
-def _periodic(exporter: MetricExporter, target: str) -> MetricReader:
-    """Push every OTEL_METRIC_EXPORT_INTERVAL ms (the SDK reads it, 60 s by default) from a background thread."""
+def _periodic(exporter: MetricExporter, target: str, config: MetricsConfig) -> MetricReader:
+    """Push every export interval from a background thread, each export bounded by the export timeout."""
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    return PeriodicExportingMetricReader(WarnOnceMetricExporter(exporter, target))
+    return PeriodicExportingMetricReader(
+        WarnOnceMetricExporter(exporter, target),
+        export_interval_millis=config.export_interval_millis,
+        export_timeout_millis=config.export_timeout_millis,
+    )
 
 
-def prometheus_address() -> tuple[str, int]:
-    """OTEL_EXPORTER_PROMETHEUS_HOST / _PORT; 127.0.0.1:9464 by default, a bad port warns and falls back."""
-    host = telemetry.env("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST
-    raw = telemetry.env("OTEL_EXPORTER_PROMETHEUS_PORT")
-    try:
-        port = int(raw) if raw else DEFAULT_PROMETHEUS_PORT
-        if not 0 <= port <= 65535:
-            raise ValueError(raw)
-    except ValueError:
-        logger.warning("OTEL_EXPORTER_PROMETHEUS_PORT %r is not a port; using %d", raw, DEFAULT_PROMETHEUS_PORT)
-        port = DEFAULT_PROMETHEUS_PORT
-    return host, port
+def _exemplar_filter(name: str) -> Any:
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter, TraceBasedExemplarFilter
+
+    filters = {"always_on": AlwaysOnExemplarFilter, "always_off": AlwaysOffExemplarFilter}
+    return filters.get(name, TraceBasedExemplarFilter)()
 
 
 def _is_loopback(host: str) -> bool:
@@ -140,87 +172,126 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _serve_prometheus(registry: CollectorRegistry) -> tuple[str, Any] | None:
-    """Serve /metrics for this process on the first free port from the configured one; None if none is free."""
-    from prometheus_client import start_http_server
+def scrape_app(app: Callable[..., Iterable[bytes]], path: str, token: str) -> Callable[..., Iterable[bytes]]:
+    """Serve app at path only, and, with a token, only to `Authorization: Bearer <token>` (401 otherwise)."""
+    expected = f"Bearer {token}".encode()
 
-    host, first = prometheus_address()
-    if not _is_loopback(host):
-        # The endpoint has no authentication of its own: only a deliberate setting exposes it.
-        logger.warning("prometheus endpoint on %s is reachable from the network and has no authentication", host)
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") != path:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+        if token and not hmac.compare_digest(given, expected):
+            start_response(
+                "401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')]
+            )
+            return [b"unauthorized\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+class _ScrapeServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a stderr line each."""
+
+
+def _serve_prometheus(registry: CollectorRegistry, config: PrometheusConfig) -> WSGIServer | None:
+    """Serve the scrape path for this process on the first free port from the configured one; None if not."""
+    from prometheus_client import make_wsgi_app
+
+    if not config.token and not _is_loopback(config.host):
+        # Without a token anyone on the network could read the metrics: only loopback goes without one.
+        logger.warning("prometheus endpoint not started: %s is not a loopback address and FLOWEXEC_PROMETHEUS_TOKEN "
+                       "is not set", config.host)
+        return None
+    app = scrape_app(make_wsgi_app(registry), config.path, config.token)
+    server_class = type("ScrapeServer", (_ScrapeServer,), {"address_family": _family(config.host)})
+    first = config.port
     ports = [0] if first == 0 else range(first, min(first + PROMETHEUS_PORT_ATTEMPTS, 65536))
     for port in ports:
         try:
-            server, _ = start_http_server(port, addr=host, registry=registry)
+            server = make_server(config.host, port, app, server_class=server_class, handler_class=_QuietHandler)
         except OSError:
             continue
-        return host, server
-    logger.warning("prometheus endpoint not started: no free port in %s:%d-%d", host, first, first + len(ports) - 1)
+        threading.Thread(target=server.serve_forever, name="flowexec-prometheus", daemon=True).start()
+        return server
+    logger.warning("prometheus endpoint not started: no free port in %s:%d-%d", config.host, first,
+                   first + len(ports) - 1)
     return None
 
 
-def shared_resource(service_name: str) -> Resource:
-    """The resource of this process's TracerProvider (same service.instance.id), else one built the same way."""
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def shared_resource(fallback: TracingConfig) -> Resource:
+    """The resource of this process's TracerProvider (same service.instance.id), else one built from fallback."""
     resource = getattr(trace.get_tracer_provider(), "resource", None)
     if isinstance(resource, Resource):
         return resource
-    # Lazy: the resource comes from the tracing configuration only when a MeterProvider is made.
-    from tracing.config import ProcessDefaults, tracing_config
+    # Lazy: tracing.provider pulls in the whole trace SDK set-up, needed here only without a TracerProvider.
     from tracing.provider import build_resource
 
-    return build_resource(tracing_config(os.environ, ProcessDefaults(service_name)))
+    return build_resource(fallback)
 
 
-def meter_provider_for(service_name: str, *, resource: Resource | None = None) -> MetricsState:
-    """Build a MeterProvider from the environment without installing it globally (tests use this)."""
+def meter_provider_for(config: MetricsConfig, resource: Resource) -> MetricsState:
+    """Build a MeterProvider from config without installing it globally (tests use this)."""
     readers: list[MetricReader] = []
     used: list[str] = []
     address = server = None
-    for name in telemetry.exporter_names("OTEL_METRICS_EXPORTER", METRICS_EXPORTERS, DEFAULT_METRICS_EXPORTERS):
+    for name in config.exporters:
         if name == "otlp":
-            exporter, target = _otlp_exporter()
-            readers.append(_periodic(exporter, target))
-            used.append(f"otlp({target})")
+            readers.append(_periodic(_otlp_exporter(config), config.otlp.target, config))
+            used.append(f"otlp({config.otlp.target})")
         elif name == "console":
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
-            readers.append(_periodic(ConsoleMetricExporter(out=sys.stdout), "stdout"))
+            readers.append(_periodic(ConsoleMetricExporter(out=sys.stdout), "stdout", config))
             used.append("console")
         elif name == "prometheus":
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
             from prometheus_client import CollectorRegistry
 
             registry = CollectorRegistry()
-            if (served := _serve_prometheus(registry)) is None:
+            if (server := _serve_prometheus(registry, config.prometheus)) is None:
                 continue
-            host, server = served
-            address = (host, server.server_port)
+            address = (config.prometheus.host, server.server_port)
             readers.append(PrometheusMetricReader(registry=registry))
-            used.append(f"prometheus(http://{address[0]}:{address[1]}/metrics)")
+            auth = "bearer token" if config.prometheus.token else "no auth"
+            used.append(f"prometheus(http://{address[0]}:{address[1]}{config.prometheus.path}, {auth})")
     if not readers:
         return MetricsState(False, None, (), "metrics disabled (OTEL_METRICS_EXPORTER=none)")
-    # The SDK reads OTEL_METRICS_EXEMPLAR_FILTER (trace_based by default): histogram points keep trace ids.
-    resource = resource or shared_resource(service_name)
-    provider = MeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False)
+    provider = MeterProvider(
+        metric_readers=readers,
+        resource=resource,
+        exemplar_filter=_exemplar_filter(config.exemplar_filter),
+        shutdown_on_exit=False,
+    )
     service = resource.attributes.get(SERVICE_NAME)
     description = f"metrics enabled: service.name={service} exporters={','.join(used)}"
     names = tuple(name.split("(")[0] for name in used)
     return MetricsState(True, provider, names, description, address, server)
 
 
-def configure_metrics(service_name: str) -> MetricsState:
+def configure_metrics(config: MetricsConfig, resource: Resource) -> MetricsState:
     """Set up this process's metrics once (later calls return the first state) and log one line about it."""
     global _state
     with _lock:
         if _state is not None:
             return _state
         current = metrics.get_meter_provider()
-        if telemetry.sdk_disabled():
+        if config.disabled:
             state = MetricsState(False, None, (), "metrics disabled (OTEL_SDK_DISABLED=true)")
         elif isinstance(current, MeterProvider):
             state = MetricsState(True, current, (), "metrics: keeping the MeterProvider already installed")
         else:
-            state = meter_provider_for(service_name)
+            state = meter_provider_for(config, resource)
             if state.provider is not None:
                 metrics.set_meter_provider(state.provider)
                 atexit.register(shutdown_metrics)

@@ -1,15 +1,15 @@
-"""What the metric and log pipelines share (no Django): OTLP settings per signal, warn-once export, bounded stop."""
+"""What the trace, metric and log pipelines share (no Django): warn-once export and a bounded stop."""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-# One home for the OTLP protocol choices and the bounded export timeout, shared with the traces' configuration.
-from tracing.config import DEFAULT_OTLP_PROTOCOL, DEFAULT_OTLP_TIMEOUT_SECONDS, OTLP_PROTOCOLS
+if TYPE_CHECKING:
+    from tracing.config import OtlpConfig
 
 logger = logging.getLogger("flowexec.tracing")
 
@@ -25,68 +25,31 @@ EXPORTER_LOGGERS = (
 )
 
 
-def env(*names: str) -> str:
-    """The first non-empty of these environment variables, stripped, or ""."""
-    return next((value.strip() for name in names if (value := os.environ.get(name, "")).strip()), "")
+def otlp_exporter_settings(otlp: OtlpConfig) -> dict[str, Any]:
+    """endpoint, headers, timeout and compression as the SDK's OTLP exporters of every signal take them.
 
+    Given all four, an exporter reads none of them from the environment.
+    """
+    if otlp.protocol == "grpc":
+        from grpc import Compression as GrpcCompression
 
-def sdk_disabled() -> bool:
-    """OTEL_SDK_DISABLED=true (case-insensitive), as the spec defines it."""
-    return env("OTEL_SDK_DISABLED").lower() == "true"
+        grpc_compression = {"gzip": GrpcCompression.Gzip, "deflate": GrpcCompression.Deflate}
+        return {
+            "endpoint": otlp.endpoint,
+            # gRPC metadata keys must be lower-case ("Metadata key 'Authorization' is invalid" otherwise).
+            "headers": {key.lower(): value for key, value in otlp.headers.items()} or None,
+            "timeout": otlp.timeout,
+            "compression": grpc_compression.get(otlp.compression, GrpcCompression.NoCompression),
+        }
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
-
-def metrics_requested() -> bool:
-    """Whether OTEL_METRICS_EXPORTER names anything but none: short-lived processes skip the SDK import otherwise."""
-    return any(name.strip().lower() not in ("", "none") for name in env("OTEL_METRICS_EXPORTER").split(","))
-
-
-def exporter_names(variable: str, known: tuple[str, ...], default: str = "none") -> list[str]:
-    """A comma-list exporter variable as known, de-duplicated names; unknown names warn and are skipped."""
-    raw = env(variable) or default
-    names = []
-    for name in dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()):
-        if name == "none":
-            continue
-        if name not in known:
-            logger.warning("unknown exporter %r in %s (known: %s); skipped", name, variable, ", ".join(known))
-            continue
-        names.append(name)
-    return names
-
-
-def otlp_protocol(signal: str) -> str:
-    """OTEL_EXPORTER_OTLP_{SIGNAL}_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL; unknown values warn and fall back."""
-    variable = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
-    raw = env(variable, "OTEL_EXPORTER_OTLP_PROTOCOL").lower()
-    if raw and raw not in OTLP_PROTOCOLS:
-        logger.warning("OTLP protocol %r is not supported (use %s); using %s", raw, " or ".join(OTLP_PROTOCOLS),
-                       DEFAULT_OTLP_PROTOCOL)
-        return DEFAULT_OTLP_PROTOCOL
-    return raw or DEFAULT_OTLP_PROTOCOL
-
-
-def otlp_timeout(signal: str) -> float | None:
-    """None lets the exporter read a valid OTEL_EXPORTER_OTLP_*TIMEOUT; otherwise our bounded default."""
-    raw = env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
-    if not raw:
-        return DEFAULT_OTLP_TIMEOUT_SECONDS
-    try:
-        if float(raw) > 0:
-            return None
-    except ValueError:
-        pass
-    logger.warning("OTLP timeout %r is not a positive number; using %.0fs", raw, DEFAULT_OTLP_TIMEOUT_SECONDS)
-    return DEFAULT_OTLP_TIMEOUT_SECONDS
-
-
-def otlp_target(signal: str, protocol: str) -> str:
-    """Where the SDK's OTLP exporter for this signal sends, as it resolves the variables (for the start-up line)."""
-    if specific := env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
-        return f"{protocol} {specific}"
-    base = env("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if protocol == "grpc":
-        return f"grpc {base or 'http://localhost:4317'}"
-    return f"{protocol} {(base or 'http://localhost:4318').removesuffix('/')}/v1/{signal}"
+    http_compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}
+    return {
+        "endpoint": otlp.endpoint,
+        "headers": dict(otlp.headers),
+        "timeout": otlp.timeout,
+        "compression": http_compression.get(otlp.compression, HttpCompression.NoCompression),
+    }
 
 
 class _ExportLogCapture(logging.Filter):

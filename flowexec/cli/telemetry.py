@@ -104,7 +104,7 @@ def otlp_exporter(config: TracingConfig, *, user_agent: str, pool: urllib3.PoolM
         user_agent=user_agent,
         pool=pool,
     )
-    return exporters.ExporterSpec("otlp", exporter, True, f"http/protobuf {otlp.endpoint}")
+    return exporters.ExporterSpec("otlp", exporter, True, otlp.target)
 
 
 @dataclass
@@ -122,19 +122,21 @@ class Tracing:
         instrumented instead, for its http.client.* metrics (the instrumentation then makes the client spans).
         """
         # Lazy: only a traced command imports the SDK.
-        from tracing import telemetry
+        from tracing.config import metrics_config
         from tracing.provider import configure_tracing
 
         def cli_otlp(config: TracingConfig) -> ExporterSpec:
             return otlp_exporter(config, user_agent=settings.user_agent, pool=pool)
 
-        state = configure_tracing(cli_tracing_config(settings, os.environ), {"otlp": cli_otlp})
-        metrics = telemetry.metrics_requested()
+        config = cli_tracing_config(settings, os.environ)
+        state = configure_tracing(config, {"otlp": cli_otlp})
+        metrics_settings = metrics_config(os.environ)
+        metrics = bool(metrics_settings.exporters) and not metrics_settings.disabled
         if metrics:
             # Lazy: the metrics SDK loads only when OTEL_METRICS_EXPORTER asks for it.
-            from tracing.metrics import configure_metrics
+            from tracing.metrics import configure_metrics, shared_resource
 
-            configure_metrics(settings.service_name)
+            configure_metrics(metrics_settings, shared_resource(config))
         if metrics and state.enabled:
             # Lazy: the instrumentation (wrapt, packaging, asyncio: ~25 ms) only when its metrics are wanted.
             from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor

@@ -47,12 +47,11 @@ def test_urllib3_already_instrumented_by_the_launcher_is_not_instrumented_again(
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
     from tracing import provider
-    from tracing import telemetry as shared
 
     enabled = provider.TracingState(True, None, (), "")
     monkeypatch.setattr(provider, "configure_tracing", lambda config, factories: enabled)
-    monkeypatch.setattr(shared, "metrics_requested", lambda: True)
-    monkeypatch.setattr("tracing.metrics.configure_metrics", lambda service_name: None)
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")  # the one case the CLI instruments urllib3
+    monkeypatch.setattr("tracing.metrics.configure_metrics", lambda settings, resource: None)
     instrumentor = URLLib3Instrumentor()
     already = instrumentor.is_instrumented_by_opentelemetry
     if not already:

@@ -10,8 +10,11 @@ import pytest
 
 from executions import submission
 from tests.otlp_signals import SignalReceiver
+from tracing.config import ProcessDefaults, logs_config, tracing_config
 from tracing.log_export import log_handler, logger_provider_for
 from tracing.metrics import shared_resource
+
+RESOURCE = shared_resource(tracing_config({}, ProcessDefaults("flowexec-service")))
 
 
 @pytest.fixture
@@ -24,9 +27,8 @@ def receiver() -> Iterator[SignalReceiver]:
 def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
     make_flow: Any, receiver: SignalReceiver, monkeypatch: pytest.MonkeyPatch, spans: Any
 ) -> None:
-    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"{receiver.base_url}/v1/logs")
-    provider, used = logger_provider_for(shared_resource("flowexec-service"))
+    environ = {"OTEL_LOGS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{receiver.base_url}/v1/logs"}
+    provider, used = logger_provider_for(logs_config(environ), RESOURCE)
     assert provider is not None and used[0].startswith("otlp(")
     services_logger = logging.getLogger("executions.services")
     handler = log_handler(provider)
@@ -45,9 +47,8 @@ def test_otlp_log_records_carry_the_execution_trace_and_span_ids(
     provider.shutdown()
 
 
-def test_no_logs_exporter_means_no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OTEL_LOGS_EXPORTER", raising=False)
-    assert logger_provider_for(shared_resource("flowexec-service")) == (None, ())
+def test_no_logs_exporter_means_no_provider() -> None:
+    assert logger_provider_for(logs_config({}), RESOURCE) == (None, ())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -56,9 +57,8 @@ def test_dead_logs_backend_warns_once_and_never_feeds_on_itself(
 ) -> None:
     from tests.live import free_port
 
-    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", f"http://127.0.0.1:{free_port()}/v1/logs")
-    provider, _ = logger_provider_for(shared_resource("flowexec-service"))
+    environ = {"OTEL_LOGS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://127.0.0.1:{free_port()}/v1/logs"}
+    provider, _ = logger_provider_for(logs_config(environ), RESOURCE)
     root = logging.getLogger()
     handler = log_handler(provider)
     root.addHandler(handler)

@@ -1,4 +1,4 @@
-"""Flow metrics over OTLP (decoded from protobuf) and Prometheus, from a MeterProvider built from OTEL_* variables."""
+"""Flow metrics over OTLP (decoded from protobuf) and Prometheus, from a MeterProvider built from a MetricsConfig."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from executions import metrics as flow_metrics
 from executions import submission
 from executions.models import Execution
 from tests.otlp_signals import SignalReceiver
-from tracing.metrics import MetricsState, meter_provider_for
+from tracing.config import ProcessDefaults, metrics_config, tracing_config
+from tracing.metrics import MetricsState, meter_provider_for, shared_resource
+
+RESOURCE = shared_resource(tracing_config({}, ProcessDefaults("flowexec-service")))
 
 FLOW_X = {
     "name": "flow-x",
@@ -32,11 +35,11 @@ def receiver() -> Iterator[SignalReceiver]:
 
 @pytest.fixture
 def use_metrics(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Build a provider from the current environment and make executions.metrics record into it."""
+    """Build a provider from an environment mapping and make executions.metrics record into it."""
     states: list[MetricsState] = []
 
-    def use() -> MetricsState:
-        state = meter_provider_for("flowexec-service")
+    def use(environ: dict[str, str]) -> MetricsState:
+        state = meter_provider_for(metrics_config(environ), RESOURCE)
         assert state.provider is not None, state.description
         monkeypatch.setattr(flow_metrics, "_metrics", flow_metrics.FlowMetrics(state.provider.get_meter("flowexec")))
         states.append(state)
@@ -60,9 +63,12 @@ def _run_known_set(make_flow: Any) -> list[Execution]:
 def test_flow_metrics_arrive_over_otlp_with_names_units_attributes_and_values(
     make_flow: Any, receiver: SignalReceiver, use_metrics: Any, monkeypatch: pytest.MonkeyPatch, spans: Any
 ) -> None:
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.base_url}/v1/metrics")
-    state = use_metrics()
+    state = use_metrics(
+        {
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{receiver.base_url}/v1/metrics",
+        }
+    )
     executions = _run_known_set(make_flow)
     assert state.provider.force_flush(5000)
     receiver.wait_for(lambda r: any(m.name == flow_metrics.EXECUTION_DURATION for m in r.metrics))
@@ -119,9 +125,12 @@ def test_flow_metrics_arrive_over_otlp_with_names_units_attributes_and_values(
 
 @pytest.mark.django_db(transaction=True)
 def test_step_retries_are_counted(make_flow: Any, receiver: SignalReceiver, use_metrics: Any, monkeypatch) -> None:
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.base_url}/v1/metrics")
-    state = use_metrics()
+    state = use_metrics(
+        {
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{receiver.base_url}/v1/metrics",
+        }
+    )
     make_flow(name="flaky", steps=[{"name": "boom", "type": "fail", "retries": 2}])
     assert submission.execution_submit(flow="flaky", inputs={}, inline=True).status == "failed"
     state.provider.force_flush(5000)
@@ -137,10 +146,13 @@ def test_step_retries_are_counted(make_flow: Any, receiver: SignalReceiver, use_
 def test_delta_temporality_preference_is_honoured(
     make_flow: Any, receiver: SignalReceiver, use_metrics: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base_url)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
-    state = use_metrics()
+    state = use_metrics(
+        {
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.base_url,
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta",
+        }
+    )
     _run_known_set(make_flow)
     state.provider.force_flush(5000)
     receiver.wait_for(lambda r: any(m.name == flow_metrics.EXECUTION_FINISHED for m in r.metrics))
@@ -152,9 +164,7 @@ def test_delta_temporality_preference_is_honoured(
 def test_prometheus_endpoint_on_loopback_serves_parsable_flow_metrics(
     make_flow: Any, use_metrics: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
-    monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", "0")
-    state = use_metrics()
+    state = use_metrics({"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": "0"})
     assert state.prometheus_address is not None
     host, port = state.prometheus_address
     assert host == "127.0.0.1"
@@ -188,9 +198,12 @@ def test_dead_metrics_backend_warns_once_and_executions_still_succeed(
 ) -> None:
     from tests.live import free_port
 
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{free_port()}/v1/metrics")
-    state = use_metrics()
+    state = use_metrics(
+        {
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"http://127.0.0.1:{free_port()}/v1/metrics",
+        }
+    )
     caplog.set_level(logging.INFO)
     for _ in range(3):
         assert _run_known_set(make_flow)
@@ -200,18 +213,13 @@ def test_dead_metrics_backend_warns_once_and_executions_still_succeed(
     assert not [r for r in caplog.records if r.name.startswith("opentelemetry") and r.levelno >= logging.WARNING]
 
 
-def test_no_exporter_means_no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
-    assert meter_provider_for("flowexec-service").provider is None
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
-    assert meter_provider_for("flowexec-service").provider is None
+def test_no_exporter_means_no_provider() -> None:
+    assert meter_provider_for(metrics_config({}), RESOURCE).provider is None
+    assert meter_provider_for(metrics_config({"OTEL_METRICS_EXPORTER": "none"}), RESOURCE).provider is None
 
 
-def test_unknown_metrics_exporter_warns_and_is_skipped(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "statsd,console")
-    state = meter_provider_for("flowexec-service")
+def test_unknown_metrics_exporter_warns_and_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    state = meter_provider_for(metrics_config({"OTEL_METRICS_EXPORTER": "statsd,console"}), RESOURCE)
     assert state.exporters == ("console",)
     assert "unknown exporter 'statsd' in OTEL_METRICS_EXPORTER" in caplog.text
     state.close()
@@ -227,9 +235,7 @@ def test_prometheus_takes_the_next_free_port_when_the_configured_one_is_taken(
     taken.listen()
     try:
         port = taken.getsockname()[1]
-        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
-        monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
-        state = use_metrics()
+        state = use_metrics({"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": str(port)})
         assert state.prometheus_address is not None
         assert port < state.prometheus_address[1] < port + 16
         response = urllib3.request("GET", f"http://127.0.0.1:{state.prometheus_address[1]}/metrics", timeout=5)
@@ -285,3 +291,40 @@ def test_an_execution_failed_by_the_stale_sweep_counts_as_finished_but_not_as_ac
     # The dead runner's process held it as active; this process never did.
     assert points.get(flow_metrics.EXECUTION_ACTIVE, []) in ([], [({"flow.name": "flow-x"}, 0)])
     provider.shutdown()
+
+
+def test_prometheus_with_a_token_serves_its_path_only_to_that_bearer(use_metrics: Any) -> None:
+    state = use_metrics(
+        {
+            "OTEL_METRICS_EXPORTER": "prometheus",
+            "OTEL_EXPORTER_PROMETHEUS_PORT": "0",
+            "FLOWEXEC_PROMETHEUS_PATH": "/internal/metrics",
+            "FLOWEXEC_PROMETHEUS_TOKEN": "scrape-s3cret",
+        }
+    )
+    assert state.prometheus_address is not None
+    base = f"http://127.0.0.1:{state.prometheus_address[1]}"
+    assert "scrape-s3cret" not in state.description and "bearer token" in state.description
+
+    def get(path: str, **headers: str) -> urllib3.BaseHTTPResponse:
+        return urllib3.request("GET", base + path, headers=headers, timeout=5, retries=False)
+
+    assert get("/internal/metrics").status == 401
+    assert get("/internal/metrics", Authorization="Bearer wrong").status == 401
+    assert get("/internal/metrics", Authorization="Token scrape-s3cret").status == 401
+    assert get("/metrics", Authorization="Bearer scrape-s3cret").status == 404
+    state.provider.get_meter("probe").create_counter("probe.scrapes").add(3)
+    response = get("/internal/metrics", Authorization="Bearer scrape-s3cret")
+    assert response.status == 200
+    samples = {s.name: s.value for f in text_string_to_metric_families(response.data.decode()) for s in f.samples}
+    assert samples["probe_scrapes_total"] == 3
+
+
+def test_prometheus_on_a_network_address_without_a_token_is_not_started(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = metrics_config({"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_HOST": "0.0.0.0"})
+    with caplog.at_level(logging.WARNING, logger="flowexec.tracing"):
+        state = meter_provider_for(config, RESOURCE)
+    assert state.provider is None and state.prometheus_server is None
+    assert "FLOWEXEC_PROMETHEUS_TOKEN is not set" in caplog.text

@@ -25,7 +25,7 @@ from tests.live import wait_until
 from tests.otlp_receiver import GrpcOtlpReceiver, OtlpReceiver
 from tests.tracing.test_exporters_wire import closed_port
 from tracing import exporters
-from tracing.config import BatchConfig, LimitsConfig, OtlpConfig, ProcessDefaults, TracingConfig, tracing_config
+from tracing.config import BatchConfig, LimitsConfig, OtlpConfig, TracingConfig
 from tracing.exporters import ExporterSpec
 from tracing.propagation import W3CTraceContextPropagator
 from tracing.provider import build_propagator, build_provider, shutdown_provider
@@ -64,73 +64,6 @@ def test_build_provider_exports_from_a_config_object_without_touching_the_global
     assert receiver.named("inner").parent_id == receiver.named("outer").span_id
     assert {span.service_name for span in spans} == {"builder-svc"}
     assert trace.get_tracer_provider() is not state.provider
-
-
-def test_tracing_config_reads_only_the_mapping_it_is_given():
-    environ = {
-        "OTEL_SERVICE_NAME": "from-mapping",
-        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci,team=a%20b",
-        "OTEL_TRACES_EXPORTER": "otlp,console,none,otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
-        "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=t1",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1.5",
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "0.25",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64",
-        "OTEL_PROPAGATORS": "baggage,tracecontext",
-    }
-    before = dict(os.environ)
-    got = tracing_config(environ, ProcessDefaults("default-svc", otlp_headers={"authorization": "Token t"}))
-    assert dict(os.environ) == before
-    assert got.service_name == "from-mapping"
-    assert got.resource["deployment.environment"] == "ci" and got.resource["team"] == "a b"
-    assert got.exporters == ("otlp", "console")
-    # The generic endpoint gets the signal path; headers from the environment replace the process defaults.
-    assert got.otlp == OtlpConfig(
-        protocol="http/protobuf",
-        endpoint="http://collector:4318/v1/traces",
-        headers={"x-tenant": "t1"},
-        timeout=1.5,
-        endpoint_from_environment=True,
-    )
-    assert (got.sampler, got.sampler_arg) == ("parentbased_traceidratio", 0.25)
-    assert got.batch.schedule_delay_millis == 100
-    assert got.limits.max_span_attribute_length == 64
-    assert got.propagators == ("baggage", "tracecontext")
-
-
-def test_process_defaults_apply_when_the_environment_is_silent():
-    defaults = ProcessDefaults(
-        "flowexec-cli",
-        exporters=("otlp",),
-        otlp_endpoint="http://127.0.0.1:8000/v1/traces",
-        otlp_headers={"authorization": "Token t"},
-        otlp_timeout=0.75,
-    )
-    got = tracing_config({}, defaults)
-    assert got.service_name == "flowexec-cli" and got.exporters == ("otlp",)
-    assert got.otlp.endpoint == "http://127.0.0.1:8000/v1/traces" and not got.otlp.endpoint_from_environment
-    assert dict(got.otlp.headers) == {"authorization": "Token t"}
-    # The CLI's export budget is data now, not a write to os.environ.
-    assert got.otlp.timeout == 0.75
-    # The process default is an OTLP/HTTP URL: gRPC goes to its own default instead.
-    grpc = tracing_config({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, defaults)
-    assert grpc.otlp.endpoint == "http://localhost:4317"
-
-
-def test_bad_values_warn_and_fall_back(caplog):
-    environ = {
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "soon",
-        "OTEL_TRACES_SAMPLER": "sometimes",
-        "OTEL_SPAN_EVENT_COUNT_LIMIT": "-1",
-    }
-    with caplog.at_level(logging.WARNING, logger="flowexec.tracing"):
-        got = tracing_config(environ, ProcessDefaults("svc", otlp_timeout=2.0))
-    assert got.otlp.protocol == "http/protobuf" and got.otlp.timeout == 2.0
-    assert got.sampler == "parentbased_always_on" and got.limits.max_events == 128
-    assert len(caplog.records) == 4
 
 
 def test_registered_factory_builds_the_exporter_and_unknown_names_are_skipped_with_a_warning(caplog):
