@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from flowexec.cli import commands, completion, flowfiles
 from flowexec.cli.config import CLIENT, SERVICE_NAME, Settings, settings_from_args
@@ -98,3 +101,19 @@ def main(argv: Sequence[str] | None = None, *, service_name: str = SERVICE_NAME,
             traceback.print_exc()
         print(f"flowexec: unexpected error: {type(exc).__name__}: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def console(argv: Sequence[str] | None = None) -> NoReturn:
+    """The `flowexec` command: main(), the exit handlers, then an exit without the interpreter's teardown.
+
+    By the time main() returns, the output is flushed and the spans are exported (or given up on within their
+    bound); freeing every loaded module afterwards was ~8% of a traced run (47 M instructions under callgrind).
+    In-process callers (`manage.py runflow --remote`, tests) call main() and keep their interpreter.
+    """
+    code = main(argv)
+    # What a normal exit runs first: atexit handlers (logging's flush, the tracing flush, already done here).
+    atexit._run_exitfuncs()
+    with contextlib.suppress(OSError):  # main() flushed stdout already and quieted a closed pipe
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
