@@ -17,6 +17,8 @@ TRACED = {
     "store": "embedded store (the default)",
     "down": "OTLP to a backend that is down",
 }
+# Metrics on versus off with the same tracing (the default store): OTLP metrics and logs pushed every second.
+METRICS_INTERVAL_MS = 1000
 WARNING_LINE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
 
@@ -31,6 +33,12 @@ def run(scale: Scale, workdir: Path) -> Section:
         "untraced": {"OTEL_SDK_DISABLED": "true"},
         "otlp": {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink_url},
         "store": {},
+        "metrics": {
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url.removesuffix("/v1/traces"),
+            "OTEL_METRIC_EXPORT_INTERVAL": str(METRICS_INTERVAL_MS),
+        },
         "down": {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": dead_url},
     }
     servers = {}
@@ -41,7 +49,7 @@ def run(scale: Scale, workdir: Path) -> Section:
         targets = {
             "reference": (servers["untraced"], "/bench/ref/", post_script(token, REQUEST)),
             "untraced": (servers["untraced"], "/api/executions/", post_script(token, REQUEST)),
-            **{name: (servers[name], "/api/executions/", post_script(token, REQUEST)) for name in TRACED},
+            **{name: (servers[name], "/api/executions/", post_script(token, REQUEST)) for name in (*TRACED, "metrics")},
         }
         execution_id = servers["untraced"].post("/api/executions/", REQUEST)["id"]
         targets["read"] = (servers["untraced"], f"/api/executions/{execution_id}/", get_script(token))
@@ -99,6 +107,16 @@ def run(scale: Scale, workdir: Path) -> Section:
             Spread.of(1 / r for r in versus_untraced("reference", "rps")), ">= 0.6"),
         Row("GET /api/executions/{id}/ requests/s, untraced", f"p99 {median(p99('read')):.1f} ms",
             Spread.of(rps("read")), "", 1),
+    ]
+    metrics_vs_store = [m.rps / s.rps for m, s in zip(loads["metrics"], loads["store"], strict=True)]
+    metrics_p99 = [m.p99_ms / s.p99_ms for m, s in zip(loads["metrics"], loads["store"], strict=True)]
+    section.rows += [
+        Row(f"traced + metrics and logs over OTLP (every {METRICS_INTERVAL_MS} ms) / traced, executions/s",
+            f"{median(rps('metrics')):.1f} vs {median(rps('store')):.1f}/s; both to the embedded store",
+            Spread.of(metrics_vs_store), "nothing measurable"),
+        Row("traced + metrics and logs / traced, p99 latency",
+            f"{median(p99('metrics')):.1f} vs {median(p99('store')):.1f} ms", Spread.of(metrics_p99),
+            "nothing measurable"),
     ]
     for name, label in TRACED.items():
         section.rows += [

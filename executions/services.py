@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import json
@@ -175,11 +176,59 @@ def execution_create(
     `owned`: this process will run it (inline or on its pool), so the row names this runner from
     the start and a crash before the claim is detectable; False leaves it to whoever claims it (Celery).
     """
+    execution = _execution_new(flow=flow, inputs=inputs, client=client, request_id=request_id,
+                               user_agent=user_agent, user=user, parent=parent, owned=owned)
+    execution.save(force_insert=True)
+    return execution
+
+
+def flow_is_instant(flow: Flow) -> bool:
+    """True when every step of the flow is pure and instant (engine.instant), so a run takes no real time."""
+    return engine.instant(flow_definition(flow), engine_config())
+
+
+def execution_run_here(
+    *,
+    flow: Flow,
+    inputs: Mapping[str, Any],
+    client: str = Execution.Client.API,
+    request_id: str = "",
+    user_agent: str = "",
+    user: AbstractBaseUser | None = None,
+) -> Execution:
+    """Store an execution already claimed by this thread (one INSERT, no `pending` step) and run it here.
+
+    For a caller that runs it at once in its own thread: nothing can queue it, adopt it or claim it
+    between the INSERT and the run, so the row may start `running`. It is committed before any
+    step runs, names this runner for crash detection, and finishes like any run (a cancel wins).
+    """
+    execution = _execution_new(flow=flow, inputs=inputs, client=client, request_id=request_id,
+                               user_agent=user_agent, user=user, parent=None, owned=True)
+    span = _execution_span(execution)
+    claim = _claim_fields(span)
+    for name, value in claim.items():
+        setattr(execution, name, value)
+    execution.save(force_insert=True)
+    flow_metrics.execution_started(execution, started_at=claim["started_at"])
+    return _execution_drive(execution, span, depth=0, stop=None)
+
+
+def _execution_new(
+    *,
+    flow: Flow,
+    inputs: Mapping[str, Any],
+    client: str,
+    request_id: str,
+    user_agent: str,
+    user: AbstractBaseUser | None,
+    parent: Execution | None,
+    owned: bool,
+) -> Execution:
     definition = flow_definition(flow)
     bound = engine.bind_inputs(definition, inputs)
     hidden = _secret_values(definition, bound)
     span_context = trace.get_current_span().get_span_context()
-    return Execution.objects.create(
+    return Execution(
         flow=flow,
         flow_name=flow.name,
         flow_version=flow.version,
@@ -217,18 +266,28 @@ def execution_run(*, execution: Execution, depth: int = 0, stop: threading.Event
     """
     # Started before the claim so the claim writes the span's ids in the same UPDATE; a span
     # that loses the claim is never ended, hence never exported.
-    span = tracer.start_span(
+    span = _execution_span(execution)
+    if not execution_started(execution=execution, span=span):
+        execution.refresh_from_db()
+        return execution
+    return _execution_drive(execution, span, depth, stop)
+
+
+def _execution_span(execution: Execution) -> trace.Span:
+    return tracer.start_span(
         keys.EXECUTE_FLOW_SPAN.format(flow=execution.flow_name),
         attributes=_span_attributes(execution),
         record_exception=False,
         set_status_on_exception=False,
     )
-    if not execution_started(execution=execution, span=span):
-        execution.refresh_from_db()
-        return execution
+
+
+def _execution_drive(execution: Execution, span: trace.Span, depth: int, stop: threading.Event | None) -> Execution:
+    """Run a claimed execution under its span, then write the outcome."""
+    recorder = _StepRecorder(execution, stop)
     with runner.owning(str(execution.pk)), trace.use_span(span, end_on_exit=True):
-        result = _run_engine(execution, depth, span, stop)
-    return execution_finish(execution=execution, result=result)
+        result = _run_engine(execution, depth, span, recorder)
+    return execution_finish(execution=execution, result=result, recorder=recorder)
 
 
 def _span_attributes(execution: Execution) -> dict[str, Any]:
@@ -245,6 +304,17 @@ def _span_attributes(execution: Execution) -> dict[str, Any]:
 
 def execution_started(*, execution: Execution, span: trace.Span) -> bool:
     """Claim a pending execution for this runner (pending -> running); False when another one has it."""
+    fields = _claim_fields(span)
+    if not Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(execution, name, value)
+    flow_metrics.execution_started(execution, started_at=fields["started_at"])
+    return True
+
+
+def _claim_fields(span: trace.Span) -> dict[str, Any]:
+    """What a claim writes: running, started now, by this runner, under `span`."""
     now = timezone.now()
     fields: dict[str, Any] = {"status": Execution.Status.RUNNING, "started_at": now,
                               "runner": runner.runner_id(), "heartbeat_at": now}
@@ -253,15 +323,10 @@ def execution_started(*, execution: Execution, span: trace.Span) -> bool:
     if span_context.is_valid and not span_context.is_remote:
         fields["trace_id"] = trace.format_trace_id(span_context.trace_id)
         fields["span_id"] = trace.format_span_id(span_context.span_id)
-    if not Execution.objects.filter(pk=execution.pk, status=Execution.Status.PENDING).update(**fields):
-        return False
-    for name, value in fields.items():
-        setattr(execution, name, value)
-    flow_metrics.execution_started(execution, started_at=now)
-    return True
+    return fields
 
 
-def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: threading.Event | None) -> RunResult:
+def _run_engine(execution: Execution, depth: int, span: trace.Span, hooks: _StepRecorder) -> RunResult:
     # Masking covers the crash handler too: a crash's log line, span event and error may quote a secret.
     with ExitStack() as masked:
         # Boundary: whatever goes wrong inside, the row must still finish with the error.
@@ -269,7 +334,6 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: thread
             config = engine_config()
             definition = flow_definition(execution.flow)
             secrets = vault.unseal(execution.secret_inputs)
-            hooks = _StepRecorder(execution, stop)
             masked.enter_context(redaction.masking(secrets.values()))
             result = engine.run(definition, {**execution.inputs, **secrets}, config=config, hooks=hooks,
                                 depth=depth, secrets=secrets.values())
@@ -285,8 +349,12 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, stop: thread
     return result
 
 
-def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
-    """Write the outcome unless the execution was cancelled meanwhile (a cancel wins)."""
+def execution_finish(*, execution: Execution, result: RunResult, recorder: _StepRecorder | None = None) -> Execution:
+    """Write the outcome unless the execution was cancelled meanwhile (a cancel wins).
+
+    The step rows `recorder` still holds are written in the same transaction. When this call wrote
+    the outcome, the instance comes back with its step runs as written (no need to read them again).
+    """
     fields: dict[str, Any] = {
         "status": RESULT_STATUS[result.status],
         "outputs": result.outputs if result.status == "succeeded" else None,
@@ -294,9 +362,15 @@ def execution_finish(*, execution: Execution, result: RunResult) -> Execution:
         "finished_at": timezone.now(),
         "secret_inputs": "",
     }
-    if Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields):
+    with transaction.atomic() if recorder is not None and recorder.unsaved else contextlib.nullcontext():
+        updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields)
+        if recorder is not None:
+            recorder.flush()
+    if updated:
         for name, value in fields.items():
             setattr(execution, name, value)
+        if recorder is not None:
+            recorder.remember_steps()
     else:
         execution.refresh_from_db()
     if execution.status == Execution.Status.CANCELLED:
@@ -391,30 +465,40 @@ def execution_fail(*, execution_id: Any, reason: str) -> int:
 
 
 class _StepRecorder:
-    """Engine hooks that record step runs, answer cancellation, and run sub-flows."""
+    """Engine hooks that record step runs, answer cancellation, and run sub-flows.
+
+    Steps the engine ran inline (pure and instant, on the run's own thread) are kept and written
+    together: before the next step that takes time starts, at the next cancellation poll (so within
+    about CANCEL_CHECK_SECONDS while other steps run), and at the latest with the outcome.
+    """
 
     def __init__(self, execution: Execution, stop: threading.Event | None = None) -> None:
         self.execution = execution
         self.stop = stop
         self.owner_thread = threading.get_ident()
-        self.step_ids: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.rows: dict[str, StepRun] = {}  # every step's row as last written (or about to be)
+        self.unsaved: list[StepRun] = []  # finished inline steps not written yet
         self.cancelled = False
         # The claim just happened: nobody can have cancelled before it, so the first check waits.
         self.checked_at = time.monotonic()
 
     def step_started(self, step: StepSpec, attempt: int, started_at: datetime) -> None:
+        self.flush()
         with self._db():
-            step_id = self.step_ids.get(step.name)
-            if step_id is None:
+            row = self.rows.get(step.name)
+            if row is None:
                 row = StepRun.objects.create(
                     execution=self.execution, name=step.name, type=step.type, attempts=attempt, started_at=started_at
                 )
-                self.step_ids[step.name] = row.pk
+                with self.lock:
+                    self.rows[step.name] = row
             else:
-                StepRun.objects.filter(pk=step_id, status=StepRun.Status.RUNNING).update(attempts=attempt)
+                StepRun.objects.filter(pk=row.pk, status=StepRun.Status.RUNNING).update(attempts=attempt)
+                row.attempts = attempt
 
     def step_finished(self, outcome: StepOutcome) -> None:
-        """Record a finished step: one UPDATE of the row step_started wrote, or one INSERT if none."""
+        """Record a finished step: one UPDATE of the row step_started wrote, else an INSERT (inline: later)."""
         fields = {
             "type": outcome.type,
             "status": outcome.status,
@@ -425,16 +509,42 @@ class _StepRecorder:
             "finished_at": outcome.finished_at,
             "span_id": outcome.span_id or "",
         }
-        with self._db():
-            step_id = self.step_ids.get(outcome.name)
-            if step_id is None:
-                StepRun.objects.create(execution=self.execution, name=outcome.name, **fields)
-            else:
+        row = self.rows.get(outcome.name)
+        if row is None:
+            row = StepRun(execution=self.execution, name=outcome.name, **fields)
+            with self.lock:
+                self.rows[outcome.name] = row
+                self.unsaved.append(row)
+            if threading.get_ident() != self.owner_thread:
+                self.flush()  # no inline step: nothing to batch it with
+        else:
+            with self._db():
                 # Conditional: a cancel that marked the row cancelled meanwhile wins.
-                StepRun.objects.filter(pk=step_id, status=StepRun.Status.RUNNING).update(**fields)
+                StepRun.objects.filter(pk=row.pk, status=StepRun.Status.RUNNING).update(**fields)
+            for name, value in fields.items():
+                setattr(row, name, value)
         flow_metrics.step_finished(self.execution, outcome)
 
+    def flush(self) -> None:
+        """Write the finished steps not written yet, in one statement."""
+        with self.lock:
+            batch, self.unsaved = self.unsaved, []
+        if batch:
+            with self._db():
+                StepRun.objects.bulk_create(batch)
+
+    def remember_steps(self) -> None:
+        """Give the execution its step runs as written, in the model's order, as a prefetch would."""
+        rows = sorted(self.rows.values(), key=lambda row: (row.started_at is None, row.started_at, row.pk or 0))
+        self.execution._prefetched_objects_cache = {}  # a stale prefetch would answer .all() below
+        queryset = self.execution.step_runs.all()
+        # What prefetch_related stores: a queryset already evaluated, so .all() answers without a query.
+        queryset._result_cache = rows
+        queryset._prefetch_done = True
+        self.execution._prefetched_objects_cache = {"step_runs": queryset}
+
     def is_cancelled(self) -> bool:
+        self.flush()  # called from the run's thread while other steps run: inline ones show up meanwhile
         if self.cancelled:
             return True
         if self.stop is not None and self.stop.is_set():

@@ -1,7 +1,8 @@
 """Where an execution runs: inline in the caller's thread, on this process's pool, or on Celery workers.
 
 Sync API requests run on the pool too and wait for it only up to FLOWEXEC_SYNC_WAIT, so long work
-never runs inside a request that a worker timeout could kill. The pool stops gracefully: queued
+never runs inside a request that a worker timeout could kill; only a flow whose every step is pure
+and instant (engine.instant) runs in the request's thread, having nothing to wait for. The pool stops gracefully: queued
 executions that never started stay `pending` (a live runner, or the next start, adopts them),
 running ones get FLOWEXEC_SHUTDOWN_GRACE seconds to finish.
 """
@@ -50,28 +51,28 @@ def execution_submit(
 ) -> Execution:
     """Create an execution and run it: inline (to the end), or in the background, waited on up to a bound.
 
-    `inline` runs it in the caller's thread (management commands, where no request timeout exists);
-    otherwise `wait` waits up to FLOWEXEC_SYNC_WAIT for the pool and returns the execution as it is
-    then, and no wait hands it to Celery when a broker is set, else to the pool.
+    `inline` runs it in the caller's thread (management commands, where no request timeout exists),
+    as does `wait` for a flow of pure and instant steps only; otherwise `wait` waits up to
+    FLOWEXEC_SYNC_WAIT for the pool and returns the execution as it is then, and no wait hands it
+    to Celery when a broker is set, else to the pool. The execution comes
+    back with its step runs, ready to show.
     """
     to_celery = not wait and not inline and bool(conf.get("FLOWEXEC_BROKER_URL"))
-    execution = services.execution_create(
-        flow=selectors.flow_get(name=flow),
-        inputs=inputs,
-        client=client,
-        request_id=request_id,
-        user_agent=user_agent,
-        user=user,
-        owned=not to_celery,
-    )
-    if inline:
-        return services.execution_run(execution=execution)
+    stored = selectors.flow_get(name=flow)
+    identity = {"inputs": inputs, "client": client, "request_id": request_id, "user_agent": user_agent,
+                "user": user}
+    # A sync run whose steps are all pure and instant takes microseconds: no wait to bound, no long
+    # work to keep out of the request, so it runs here rather than paying a hand-off to the pool.
+    if inline or (wait and services.flow_is_instant(stored)):
+        return services.execution_run_here(flow=stored, **identity)
+    execution = services.execution_create(flow=stored, owned=not to_celery, **identity)
     if to_celery:
         return _publish(execution)
     future = _enqueue(execution)
-    if wait and future is not None:
-        return _wait(future, conf.seconds("FLOWEXEC_SYNC_WAIT")) or execution
-    return execution
+    if wait and future is not None and (finished := _wait(future, conf.seconds("FLOWEXEC_SYNC_WAIT"))):
+        return finished  # the pool thread is done with it: its instance, steps included, is final
+    # Still queued or running: the pool thread may be changing that instance, so read the row afresh.
+    return selectors.execution_get(execution_id=execution.pk)
 
 
 def _wait(future: Future[Execution | None], bound: float) -> Execution | None:

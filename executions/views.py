@@ -114,8 +114,9 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             user_agent=request.headers.get("User-Agent", ""),
             user=request.user,
         )
-        code = status.HTTP_201_CREATED if execution.is_finished else status.HTTP_202_ACCEPTED
-        execution = selectors.execution_get(execution_id=execution.pk)
+        # Async is always 202, even when a trivial flow finished before the answer was built.
+        finished = params.validated_data["wait"] and execution.is_finished
+        code = status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED
         return Response(self.get_serializer(execution).data, status=code)
 
     @extend_schema(request=None, responses={200: ExecutionOutput, **ERRORS})

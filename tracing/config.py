@@ -191,7 +191,7 @@ def metrics_config(environ: Mapping[str, str]) -> MetricsConfig:
     """The metrics configuration for this environment; metrics are opt-in (OTEL_METRICS_EXPORTER unset: none)."""
     env = _Env(environ)
     return MetricsConfig(
-        disabled=env.text(sdk_env.OTEL_SDK_DISABLED).lower() == "true",
+        disabled=env.sdk_disabled(),
         exporters=_known_exporters(env, OTEL_METRICS_EXPORTER, METRICS_EXPORTERS),
         otlp=otlp_config(environ, "metrics"),
         export_interval_millis=env.integer(sdk_env.OTEL_METRIC_EXPORT_INTERVAL, 60_000),
@@ -213,7 +213,7 @@ def logs_config(environ: Mapping[str, str]) -> LogsConfig:
     """The log export configuration for this environment; opt-in like metrics (OTEL_LOGS_EXPORTER unset: none)."""
     env = _Env(environ)
     return LogsConfig(
-        disabled=env.text(sdk_env.OTEL_SDK_DISABLED).lower() == "true",
+        disabled=env.sdk_disabled(),
         exporters=_known_exporters(env, OTEL_LOGS_EXPORTER, LOGS_EXPORTERS),
         otlp=otlp_config(environ, "logs"),
         batch=BatchConfig(
@@ -229,7 +229,7 @@ def tracing_config(environ: Mapping[str, str], defaults: ProcessDefaults) -> Tra
     """The configuration for this environment; bad values warn and fall back (never raise)."""
     env = _Env(environ)
     return TracingConfig(
-        disabled=env.text(sdk_env.OTEL_SDK_DISABLED).lower() == "true",
+        disabled=env.sdk_disabled(),
         resource=MappingProxyType(_resource(env, defaults)),
         exporters=_exporters(env, defaults),
         otlp=otlp_config(environ, "traces", defaults),
@@ -262,6 +262,10 @@ class _Env:
     def names(self, name: str) -> tuple[str, ...]:
         """A comma list, stripped, lower-cased, de-duplicated."""
         return tuple(dict.fromkeys(part.strip().lower() for part in self.text(name).split(",") if part.strip()))
+
+    def sdk_disabled(self) -> bool:
+        """OTEL_SDK_DISABLED=true (case-insensitive), as the spec defines it."""
+        return self.text(sdk_env.OTEL_SDK_DISABLED).lower() == "true"
 
     def choice(self, name: str, known: tuple[str, ...], default: str) -> str:
         """One of known (case-insensitive), else default (warned if set but unknown)."""

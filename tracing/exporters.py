@@ -61,32 +61,14 @@ def register_exporter(name: str, factory: ExporterFactory) -> None:
 
 def otlp_exporter(config: TracingConfig) -> ExporterSpec:
     """OTLP over the configured protocol, endpoint, headers, timeout and compression."""
-    otlp = config.otlp
-    if otlp.protocol == "grpc":
-        from grpc import Compression as GrpcCompression
+    settings = telemetry.otlp_exporter_settings(config.otlp)
+    if config.otlp.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        grpc_compression = {"gzip": GrpcCompression.Gzip, "deflate": GrpcCompression.Deflate}
-        exporter = GrpcExporter(
-            endpoint=otlp.endpoint,
-            # gRPC metadata keys must be lower-case ("Metadata key 'Authorization' is invalid" otherwise).
-            headers={key.lower(): value for key, value in otlp.headers.items()} or None,
-            timeout=otlp.timeout,
-            compression=grpc_compression.get(otlp.compression, GrpcCompression.NoCompression),
-        )
-        return ExporterSpec("otlp", exporter, True, f"grpc {otlp.endpoint}")
-
-    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+        return ExporterSpec("otlp", GrpcExporter(**settings), True, config.otlp.target)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    http_compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}
-    exporter = HttpExporter(
-        endpoint=otlp.endpoint,
-        headers=dict(otlp.headers),
-        timeout=otlp.timeout,
-        compression=http_compression.get(otlp.compression, HttpCompression.NoCompression),
-    )
-    return ExporterSpec("otlp", exporter, True, f"http/protobuf {otlp.endpoint}")
+    return ExporterSpec("otlp", HttpExporter(**settings), True, config.otlp.target)
 
 
 def console_exporter(config: TracingConfig) -> ExporterSpec:

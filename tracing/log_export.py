@@ -63,29 +63,14 @@ class WarnOnceLogExporter(LogRecordExporter):
 
 def _otlp_exporter(config: LogsConfig) -> LogRecordExporter:
     """The SDK's OTLP log exporter, given every setting so it reads nothing from the environment."""
-    otlp = config.otlp
-    if otlp.protocol == "grpc":
-        from grpc import Compression as GrpcCompression
+    settings = telemetry.otlp_exporter_settings(config.otlp)
+    if config.otlp.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
 
-        compression = {"gzip": GrpcCompression.Gzip, "deflate": GrpcCompression.Deflate}
-        return GrpcExporter(
-            endpoint=otlp.endpoint,
-            # gRPC metadata keys must be lower-case.
-            headers={key.lower(): value for key, value in otlp.headers.items()} or None,
-            timeout=otlp.timeout,
-            compression=compression.get(otlp.compression, GrpcCompression.NoCompression),
-        )
-    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+        return GrpcExporter(**settings)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
 
-    compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}
-    return HttpExporter(
-        endpoint=otlp.endpoint,
-        headers=dict(otlp.headers),
-        timeout=otlp.timeout,
-        compression=compression.get(otlp.compression, HttpCompression.NoCompression),
-    )
+    return HttpExporter(**settings)
 
 
 def logger_provider_for(config: LogsConfig, resource: Resource) -> tuple[LoggerProvider | None, tuple[str, ...]]:

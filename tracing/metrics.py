@@ -126,37 +126,23 @@ def _otlp_exporter(config: MetricsConfig) -> MetricExporter:
     from opentelemetry.sdk.metrics import Histogram
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, ExponentialBucketHistogramAggregation
 
-    otlp = config.otlp
     histograms = (
         ExponentialBucketHistogramAggregation()
         if config.histogram_aggregation == "base2_exponential_bucket_histogram"
         else ExplicitBucketHistogramAggregation()
     )
-    settings: dict[str, Any] = {
-        "endpoint": otlp.endpoint,
-        "timeout": otlp.timeout,
+    settings = {
+        **telemetry.otlp_exporter_settings(config.otlp),
         "preferred_temporality": temporality_for(config.temporality),
         "preferred_aggregation": {Histogram: histograms},
     }
-    if otlp.protocol == "grpc":
-        from grpc import Compression as GrpcCompression
+    if config.otlp.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
 
-        compression = {"gzip": GrpcCompression.Gzip, "deflate": GrpcCompression.Deflate}
-        # gRPC metadata keys must be lower-case.
-        headers = {key.lower(): value for key, value in otlp.headers.items()} or None
-        return GrpcExporter(
-            headers=headers, compression=compression.get(otlp.compression, GrpcCompression.NoCompression), **settings
-        )
-    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+        return GrpcExporter(**settings)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
 
-    compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}
-    return HttpExporter(
-        headers=dict(otlp.headers),
-        compression=compression.get(otlp.compression, HttpCompression.NoCompression),
-        **settings,
-    )
+    return HttpExporter(**settings)
 
 
 def _periodic(exporter: MetricExporter, target: str, config: MetricsConfig) -> MetricReader:

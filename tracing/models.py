@@ -13,15 +13,24 @@ from django.utils import timezone
 ROW_OVERHEAD_BYTES = 200
 
 
+def encoded_size(*, name: str, status_message: str, service_name: str, json_length: int) -> int:
+    """A span row's approximate stored size in bytes: its texts, its JSON columns' length and a fixed overhead."""
+    text = name + status_message + service_name
+    return ROW_OVERHEAD_BYTES + len(text.encode("utf-8", "replace")) + json_length
+
+
 class EncodedSizeField(models.PositiveIntegerField):
     """The span's approximate stored size, computed on insert (bulk_create too) so retention can bound bytes."""
 
     def pre_save(self, model_instance: Any, add: bool) -> int:
         if add:
             payload = [model_instance.attributes, model_instance.events, model_instance.resource]
-            text = model_instance.name + model_instance.status_message + model_instance.service_name
-            size = ROW_OVERHEAD_BYTES + len(text.encode("utf-8", "replace"))
-            size += len(json.dumps(payload, separators=(",", ":"), default=str))
+            size = encoded_size(
+                name=model_instance.name,
+                status_message=model_instance.status_message,
+                service_name=model_instance.service_name,
+                json_length=len(json.dumps(payload, separators=(",", ":"), default=str)),
+            )
             setattr(model_instance, self.attname, size)
         return getattr(model_instance, self.attname)
 

@@ -6,6 +6,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracing.config import OtlpConfig
 
 logger = logging.getLogger("flowexec.tracing")
 
@@ -19,6 +23,33 @@ EXPORTER_LOGGERS = (
     "opentelemetry.sdk.metrics._internal.export",
     "opentelemetry.sdk._shared_internal",
 )
+
+
+def otlp_exporter_settings(otlp: OtlpConfig) -> dict[str, Any]:
+    """endpoint, headers, timeout and compression as the SDK's OTLP exporters of every signal take them.
+
+    Given all four, an exporter reads none of them from the environment.
+    """
+    if otlp.protocol == "grpc":
+        from grpc import Compression as GrpcCompression
+
+        grpc_compression = {"gzip": GrpcCompression.Gzip, "deflate": GrpcCompression.Deflate}
+        return {
+            "endpoint": otlp.endpoint,
+            # gRPC metadata keys must be lower-case ("Metadata key 'Authorization' is invalid" otherwise).
+            "headers": {key.lower(): value for key, value in otlp.headers.items()} or None,
+            "timeout": otlp.timeout,
+            "compression": grpc_compression.get(otlp.compression, GrpcCompression.NoCompression),
+        }
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+    http_compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}
+    return {
+        "endpoint": otlp.endpoint,
+        "headers": dict(otlp.headers),
+        "timeout": otlp.timeout,
+        "compression": http_compression.get(otlp.compression, HttpCompression.NoCompression),
+    }
 
 
 class _ExportLogCapture(logging.Filter):

@@ -15,7 +15,7 @@ from .functions import builtin_functions, load_functions
 from .hooks import NullHooks, RunHooks
 from .http import parse_allowlist
 from .loading import check_depth, load, load_document
-from .scheduler import run
+from .scheduler import instant, run
 from .validation import bind_inputs, parse, secret_inputs
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "bind_inputs",
     "builtin_functions",
     "check_depth",
+    "instant",
     "load",
     "load_document",
     "load_functions",

@@ -71,6 +71,15 @@ def run(
         return _Run(definition, inputs, config, hooks or NullHooks(), depth, active).execute()
 
 
+def instant(definition: FlowDefinition, config: EngineConfig) -> bool:
+    """True when every step runs inline (pure and instant): the whole run takes no time worth a thread."""
+    return all(_runs_inline(step, config) for step in definition.steps)
+
+
+def _runs_inline(step: StepSpec, config: EngineConfig) -> bool:
+    return step.retry_delay == 0 and STEP_TYPES[step.type].inline(step, config)
+
+
 @dataclass(frozen=True)
 class _Attempt:
     """How one attempt of a step ended."""
@@ -152,7 +161,7 @@ class _Run:
 
     def _inline(self, step: StepSpec) -> bool:
         """Pure and instant steps without retry waits run on the scheduling thread."""
-        return step.retry_delay == 0 and STEP_TYPES[step.type].inline(step, self.config)
+        return _runs_inline(step, self.config)
 
     def _ready(self, pending: list[StepSpec]) -> list[StepSpec]:
         """Pending steps whose dependencies have all succeeded, in definition order."""

@@ -141,6 +141,111 @@ def test_sync_execution_returns_finished_execution(api_client: APIClient) -> Non
     assert body["links"]["admin"].endswith(f"/admin/executions/execution/{body['id']}/change/")
 
 
+TWO_TEMPLATES = {
+    "name": "two",
+    "steps": [
+        {"name": "hello", "type": "template", "template": "Hello, ${inputs.name}!"},
+        {"name": "exclaim", "type": "template", "template": "${steps.hello.output}!"},
+    ],
+    "inputs": {"name": {"type": "string", "default": "world"}},
+    "outputs": {"greeting": "${steps.exclaim.output}"},
+}
+
+
+def _count_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement any thread sends from now on (the request's and the pool's)."""
+    from django.db.backends.utils import CursorWrapper
+
+    sent: list[str] = []
+    execute, executemany = CursorWrapper.execute, CursorWrapper.executemany
+
+    def counted_execute(self: Any, sql: str, params: Any = None) -> Any:
+        sent.append(sql)
+        return execute(self, sql, params)
+
+    def counted_executemany(self: Any, sql: str, param_list: Any) -> Any:
+        sent.append(sql)
+        return executemany(self, sql, param_list)
+
+    monkeypatch.setattr(CursorWrapper, "execute", counted_execute)
+    monkeypatch.setattr(CursorWrapper, "executemany", counted_executemany)
+    return sent
+
+
+def test_a_sync_execution_of_two_instant_steps_sends_five_statements(
+    api_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api_client.post("/api/flows/", TWO_TEMPLATES, format="json")
+    api_client.post("/api/executions/", {"flow": "two"}, format="json")  # warm: content types, first connections
+    sent = _count_statements(monkeypatch)
+    response = api_client.post("/api/executions/", {"flow": "two"}, format="json")
+    assert response.status_code == 201 and response.json()["outputs"] == {"greeting": "Hello, world!!"}
+    # Token, flow, INSERT of the execution already running (its steps are instant: it runs in the
+    # request's thread), then the outcome and both steps in one transaction; the response is built
+    # from what was written, not read back.
+    work = [sql for sql in sent if not sql.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
+    assert len(work) <= 5, "\n".join(sent)
+    assert sum(sql.lstrip().upper().startswith("INSERT") for sql in work) == 2
+
+
+@pytest.mark.parametrize(("steps", "where"), [
+    ([{"name": "say", "type": "template", "template": "hi"}], "request"),
+    ([{"name": "nap", "type": "sleep", "seconds": 0.01}], "pool"),
+])
+def test_only_flows_of_instant_steps_run_in_the_request_thread(
+    api_client: APIClient, monkeypatch: pytest.MonkeyPatch, steps: list[dict[str, Any]], where: str
+) -> None:
+    import threading
+
+    from executions import services
+
+    threads: list[str] = []
+    drive = services._execution_drive
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return drive(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_execution_drive", recorded)
+    api_client.post("/api/flows/", {"name": "where", "steps": steps}, format="json")
+    response = api_client.post("/api/executions/", {"flow": "where"}, format="json")
+    assert response.status_code == 201 and response.json()["status"] == "succeeded"
+    if where == "request":
+        assert threads == [threading.current_thread().name]
+    else:
+        assert len(threads) == 1 and threads[0].startswith("flowexec-async")
+
+
+def test_the_sync_answer_is_what_a_later_read_returns(api_client: APIClient) -> None:
+    flow = {
+        "name": "mixed",
+        "inputs": {"name": {"type": "string", "default": "world"}},
+        "steps": [
+            {"name": "hello", "type": "template", "template": "Hello, ${inputs.name}!"},
+            {"name": "nap", "type": "sleep", "seconds": 0.01, "after": ["hello"]},
+            {"name": "shout", "type": "python", "function": "upper", "args": {"text": "${steps.hello.output}"},
+             "after": ["nap"]},
+            {"name": "numbers", "type": "template", "template": "${inputs.name}", "after": ["hello"]},
+        ],
+        "outputs": {"greeting": "${steps.shout.output}", "list": ["${steps.numbers.output}", 1, {"2": None}]},
+    }
+    api_client.post("/api/flows/", flow, format="json")
+    response = api_client.post("/api/executions/", {"flow": "mixed", "inputs": {"name": "Ada"}}, format="json")
+    assert response.status_code == 201, response.content
+    answered = response.json()
+    assert sorted(step["name"] for step in answered["steps"]) == ["hello", "nap", "numbers", "shout"]
+    assert answered == api_client.get(f"/api/executions/{answered['id']}/").json()
+
+
+def test_the_sync_answer_of_a_failed_execution_is_what_a_later_read_returns(api_client: APIClient) -> None:
+    flow = {"name": "failing", "steps": [{"name": "ok", "type": "template", "template": "x"},
+                                         {"name": "boom", "type": "fail", "after": ["ok"]}]}
+    api_client.post("/api/flows/", flow, format="json")
+    answered = api_client.post("/api/executions/", {"flow": "failing"}, format="json").json()
+    assert answered["status"] == "failed" and [s["status"] for s in answered["steps"]] == ["succeeded", "failed"]
+    assert answered == api_client.get(f"/api/executions/{answered['id']}/").json()
+
+
 def test_async_execution_is_202_then_succeeds(api_client: APIClient) -> None:
     api_client.post("/api/flows/", HELLO, format="json")
     response = api_client.post("/api/executions/", {"flow": "hello", "wait": False}, format="json")

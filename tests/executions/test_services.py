@@ -344,6 +344,35 @@ def test_run_subflow_with_stop_set_cancels_the_child_and_returns_promptly(make_f
                timeout=10, message="the cancelled child to wind down")
 
 
+def test_an_inline_step_shows_while_a_slow_step_beside_it_still_runs(make_flow: Any) -> None:
+    flow = make_flow(steps=[{"name": "slow", "type": "sleep", "seconds": 30},
+                            {"name": "quick", "type": "template", "template": "done"}])
+    execution = services.execution_create(flow=flow, inputs={})
+    worker = threading.Thread(target=services.execution_run, kwargs={"execution": execution})
+    worker.start()
+    try:
+        quick = wait_until(lambda: StepRun.objects.filter(execution=execution, name="quick").first(), timeout=5,
+                           message="the finished inline step to be written while the slow one runs")
+        assert quick.status == StepRun.Status.SUCCEEDED and quick.output == "done"
+        assert StepRun.objects.get(execution=execution, name="slow").status == StepRun.Status.RUNNING
+    finally:
+        services.execution_cancel(execution=execution)
+        worker.join(timeout=10)
+    assert not worker.is_alive()
+
+
+def test_a_finished_run_comes_back_with_its_steps_as_stored(make_flow: Any) -> None:
+    flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"},
+                            {"name": "b", "type": "sleep", "seconds": 0.01, "after": ["a"]},
+                            {"name": "c", "type": "fail", "after": ["b"]}])
+    execution = run(flow)
+    remembered = [(s.pk, s.name, s.status, s.output, s.error, s.attempts, s.started_at, s.finished_at)
+                  for s in execution.step_runs.all()]
+    stored = [(s.pk, s.name, s.status, s.output, s.error, s.attempts, s.started_at, s.finished_at)
+              for s in StepRun.objects.filter(execution=execution)]
+    assert remembered == stored and [row[1] for row in stored] == ["a", "b", "c"]
+
+
 def test_a_step_that_finishes_after_the_cancel_is_not_recorded_succeeded(make_flow: Any, settings: Any) -> None:
     release = threading.Event()
 

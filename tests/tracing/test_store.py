@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode, format_trace_id
 
 from tracing.models import Span
-from tracing.store import retention
+from tracing.store import retention, writer
 from tracing.store.exporter import StoreSpanExporter
 from tracing.store.rows import SpanRow, span_row
 from tracing.store.writer import SpanWriter, write_rows
@@ -97,7 +97,7 @@ def test_export_reports_failure_instead_of_raising_when_the_database_refuses(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr(Span.objects, "bulk_create", refuse)
+    monkeypatch.setattr(writer, "insert_rows", refuse)
     assert StoreSpanExporter().export(finished_spans()) is SpanExportResult.FAILURE
     assert "could not store spans" in caplog.text
 
@@ -149,3 +149,24 @@ def test_writes_prune_opportunistically_at_most_once_per_interval(
     assert Span.objects.count() == 2
     write_rows([make_row(f"{n:016x}", start=now) for n in range(10, 12)])
     assert Span.objects.count() == 4
+
+
+def test_the_store_insert_writes_what_the_model_would_and_ignores_a_redelivered_span() -> None:
+    start = timezone.now() - timedelta(seconds=5)
+    row = make_row("00000000000000aa", start=start, duration_ns=1_500_000)
+    row.update(
+        status="ERROR", status_message="boom \u00e9", attributes={"k": [1, 2.5, "x"], "n\u00e9": True},
+        events=[{"name": "e", "time_unix_nano": 1, "attributes": {"a": "b"}}],
+    )  # fmt: skip
+    through_model = Span.objects.create(**{**row, "span_id": "00000000000000bb"})
+    write_rows([row])
+    write_rows([{**row, "name": "re-delivered"}])
+    stored = Span.objects.get(span_id="00000000000000aa")
+    columns = [f.attname for f in Span._meta.concrete_fields if f.attname not in ("id", "span_id", "received_at")]
+    got = {name: getattr(stored, name) for name in columns}
+    expected = {name: getattr(through_model, name) for name in columns}
+    # The size is approximate by design (JSON separators differ); everything else is the same value.
+    assert abs(got.pop("size_bytes") - expected.pop("size_bytes")) < 40
+    assert got == expected
+    assert stored.name == "span 00000000000000aa" and Span.objects.count() == 2
+    assert stored.received_at >= through_model.received_at

