@@ -43,6 +43,7 @@ def insert_rows(rows: Sequence[SpanRow]) -> None:
     writes the same row (the model's columns, the backend's own adapters, the same size rule) in about
     a third of the CPU (0.023 vs 0.07 ms per span on SQLite, measured over 1,200 spans).
     """
+    # Imported here, as above: the model needs Django's app registry, which may not be ready at import.
     from tracing.models import encoded_size
 
     if not rows:
@@ -82,6 +83,7 @@ def _insert_statement(vendor: str) -> tuple[str, tuple[str, ...]]:
     """The INSERT for every Span column but the id, on this backend (vendor), ignoring rows already stored."""
     from django.db.models.constants import OnConflict
 
+    # Imported here, as above: the model needs Django's app registry.
     from tracing.models import Span
 
     fields = [field for field in Span._meta.concrete_fields if not field.primary_key]
