@@ -56,7 +56,9 @@ class Execution(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # SET_NULL keeps history when a flow is deleted; name and version are kept on the row.
     flow = models.ForeignKey(Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions")
-    flow_name = models.SlugField(max_length=100)
+    # No single-column indexes on flow_name and created_by: execution_flow_idx and
+    # execution_created_by_idx start with them, and every index is written on each execution's INSERT.
+    flow_name = models.SlugField(max_length=100, db_index=False)
     flow_version = models.PositiveIntegerField()
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
@@ -74,7 +76,7 @@ class Execution(models.Model):
     trace_id = models.CharField(max_length=32, blank=True)
     span_id = models.CharField(max_length=16, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     # Which process runs it and when that process last reported, so a crashed runner is detectable.
     runner = models.CharField(max_length=200, blank=True)

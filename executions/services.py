@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import json
@@ -352,8 +351,10 @@ def _run_engine(execution: Execution, depth: int, span: trace.Span, hooks: _Step
 def execution_finish(*, execution: Execution, result: RunResult, recorder: _StepRecorder | None = None) -> Execution:
     """Write the outcome unless the execution was cancelled meanwhile (a cancel wins).
 
-    The step rows `recorder` still holds are written in the same transaction. When this call wrote
-    the outcome, the instance comes back with its step runs as written (no need to read them again).
+    The step rows `recorder` still holds are written first, in one INSERT: steps finish before their
+    execution. Two short statements rather than one transaction, so SQLite's write lock is never held
+    while Python runs. When this call wrote the outcome, the instance comes back with its step runs
+    as written (no need to read them again).
     """
     fields: dict[str, Any] = {
         "status": RESULT_STATUS[result.status],
@@ -362,10 +363,9 @@ def execution_finish(*, execution: Execution, result: RunResult, recorder: _Step
         "finished_at": timezone.now(),
         "secret_inputs": "",
     }
-    with transaction.atomic() if recorder is not None and recorder.unsaved else contextlib.nullcontext():
-        updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields)
-        if recorder is not None:
-            recorder.flush()
+    if recorder is not None:
+        recorder.flush()
+    updated = Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields)
     if updated:
         for name, value in fields.items():
             setattr(execution, name, value)

@@ -44,19 +44,20 @@ def _local_command(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one command inside its root span, then flush the spans (bounded)."""
+    """Run one command inside its root span, then flush the output, then the spans (bounded)."""
     # Lazy: `--help` and usage errors must not import urllib3 or the OpenTelemetry SDK.
     from flowexec.cli.client import ApiClient
     from flowexec.cli.telemetry import Tracing, command_span
 
-    tracing = Tracing.start(settings)
+    api = ApiClient(settings)
+    tracing = Tracing.start(settings, api.pool)
     try:
         attributes = {attrs.FLOW_NAME: args.flow} if args.command == "run" else {}
         with command_span(args.command, settings, attributes) as span:
-            ctx = commands.Context(
-                settings=settings, api=ApiClient(settings), span=span, out=sys.stdout, err=sys.stderr
-            )
-            return commands.COMMANDS[args.command](args, ctx)
+            ctx = commands.Context(settings=settings, api=api, span=span, out=sys.stdout, err=sys.stderr)
+            code = commands.COMMANDS[args.command](args, ctx)
+        sys.stdout.flush()  # the output is complete: whoever reads it need not wait for the span export
+        return code
     finally:
         tracing.stop()
 
