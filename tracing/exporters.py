@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ EXPORTER_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
     "opentelemetry.exporter.jaeger.thrift",
     "opentelemetry.exporter.jaeger.thrift.send",
+    "flowexec.cli.otlp",
 )
 # Installed exporters (zipkin, vendors, flowexec's own `store`) register classes under this entry point group.
 ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
@@ -113,9 +114,14 @@ def known_exporters() -> list[str]:
     return sorted({*_registry, *(entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)), "none"})
 
 
-def build_exporter(name: str, config: TracingConfig) -> ExporterSpec | None:
-    """The exporter for one OTEL_TRACES_EXPORTER name, wrapped to warn once; None (warned) if unusable."""
-    factory = _registry.get(name) or _entry_point_factory(name)
+def build_exporter(
+    name: str, config: TracingConfig, factories: Mapping[str, ExporterFactory] | None = None
+) -> ExporterSpec | None:
+    """The exporter for one OTEL_TRACES_EXPORTER name, wrapped to warn once; None (warned) if unusable.
+
+    `factories` are this caller's own, ahead of the registry (the CLI's lighter OTLP/HTTP exporter).
+    """
+    factory = (factories or {}).get(name) or _registry.get(name) or _entry_point_factory(name)
     if factory is None:
         logger.warning(
             "unknown trace exporter %r in OTEL_TRACES_EXPORTER (known: %s); skipped", name, known_exporters()

@@ -6,6 +6,6 @@ config file), `inputs` (the --input syntax every client shares), `client` (HTTP 
 `completion` (shell scripts from the parser), `main` (the entry point and exit codes).
 """
 
-from flowexec.cli.main import main
+from flowexec.cli.main import console, main
 
-__all__ = ["main"]
+__all__ = ["console", "main"]

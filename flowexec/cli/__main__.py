@@ -1,7 +1,5 @@
 """`python -m flowexec.cli`."""
 
-import sys
+from flowexec.cli.main import console
 
-from flowexec.cli.main import main
-
-sys.exit(main())
+console()

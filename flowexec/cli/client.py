@@ -9,6 +9,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flowexec.cli.config import Settings
 from flowexec.cli.errors import EXIT_UNAVAILABLE, EXIT_USAGE, CliError
+from flowexec.cli.telemetry import http_client_span
 from tracing import attributes as attrs
 
 
@@ -20,6 +21,7 @@ class ApiClient:
     """A tiny JSON client for the flowexec REST API."""
 
     def __init__(self, settings: Settings) -> None:
+        # Lazy: `--help` and usage errors must not pay for importing urllib3.
         import urllib3
 
         self._urllib3 = urllib3
@@ -32,7 +34,8 @@ class ApiClient:
         }
         if settings.token:
             self._headers["Authorization"] = f"Token {settings.token}"
-        self._pool = urllib3.PoolManager(retries=False)
+        # Shared with the CLI's span exporter: its export to the service's /v1/traces reuses our connection.
+        self.pool = urllib3.PoolManager(retries=False)
 
     def get(self, path: str, query: Mapping[str, str] | None = None, *, timeout: float | None = None) -> Any:
         """GET a JSON resource."""
@@ -64,34 +67,43 @@ class ApiClient:
         timeout: float | None = None,
         accept: Collection[int] = (),
     ) -> tuple[int, Any]:
-        """Send one request with trace context; (status, JSON body) of a 2xx or an `accept`ed status."""
+        """Send one request in its CLIENT span with trace context; (status, JSON body) of a 2xx or `accept`ed status."""
+        # Lazy: `--help` and usage errors import no OpenTelemetry.
         from opentelemetry import propagate
 
         errors = self._urllib3.exceptions
         url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
         headers = dict(self._headers)
-        # traceparent/baggage from the CLI span; the urllib3 instrumentation re-injects its client span's.
-        propagate.inject(headers)
         data = raw
         if body is not None:
             data = json.dumps(body).encode()
         if data is not None:
             headers["Content-Type"] = content_type
         seconds = timeout or self.timeout
-        try:
-            response = self._pool.request(
-                method, url, body=data, headers=headers, timeout=self._urllib3.Timeout(seconds), retries=False
-            )
-        except (errors.NewConnectionError, errors.NameResolutionError) as exc:  # before TimeoutError: a subclass
-            raise CliError(f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE) from exc
-        except errors.TimeoutError as exc:
-            raise RequestTimeout(
+        with http_client_span(method, url) as span:
+            # traceparent/baggage of the client span (or of the urllib3 instrumentation's, which re-injects).
+            propagate.inject(headers)
+            try:
+                response = self.pool.request(
+                    method, url, body=data, headers=headers, timeout=self._urllib3.Timeout(seconds), retries=False
+                )
+            except errors.HTTPError as exc:
+                span.failed(exc)
+                raise self._unreachable(exc, method, path, seconds) from exc
+            span.answered(response.status)
+        return response.status, self._decode(response.status, response.data, method, path, accept)
+
+    def _unreachable(self, exc: Exception, method: str, path: str, seconds: float) -> CliError:
+        """The CliError for a request that got no response."""
+        errors = self._urllib3.exceptions
+        if isinstance(exc, errors.NewConnectionError | errors.NameResolutionError):  # before TimeoutError: a subclass
+            return CliError(f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE)
+        if isinstance(exc, errors.TimeoutError):
+            return RequestTimeout(
                 f"timed out after {seconds:g}s waiting for {method} {self.base_url}{path} (see --timeout)",
                 EXIT_UNAVAILABLE,
-            ) from exc
-        except errors.HTTPError as exc:
-            raise CliError(f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE) from exc
-        return response.status, self._decode(response.status, response.data, method, path, accept)
+            )
+        return CliError(f"cannot reach the service at {self.base_url}: {_reason(exc)}", EXIT_UNAVAILABLE)
 
     def _decode(self, status: int, raw: bytes, method: str, path: str, accept: Collection[int]) -> Any:
         """The JSON body of a 2xx (or accepted) response; CliError with the right exit code otherwise."""

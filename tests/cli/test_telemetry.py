@@ -43,19 +43,40 @@ def test_headers_the_operator_set_are_kept_and_no_token_is_added():
 
 
 def test_urllib3_already_instrumented_by_the_launcher_is_not_instrumented_again(monkeypatch, caplog):
+    import urllib3
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
     from tracing import provider
 
-    monkeypatch.setattr(provider, "configure_tracing", lambda config: provider.TracingState(True, None, (), ""))
-    monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
+    enabled = provider.TracingState(True, None, (), "")
+    monkeypatch.setattr(provider, "configure_tracing", lambda config, factories: enabled)
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")  # the one case the CLI instruments urllib3
+    monkeypatch.setattr("tracing.metrics.configure_metrics", lambda settings, resource: None)
     instrumentor = URLLib3Instrumentor()
     already = instrumentor.is_instrumented_by_opentelemetry
     if not already:
         instrumentor.instrument()
     try:
-        telemetry.Tracing.start(settings_for(["list"], {}))
+        telemetry.Tracing.start(settings_for(["list"], {}), urllib3.PoolManager())
     finally:
         if not already:
             instrumentor.uninstrument()
     assert "already instrumented" not in caplog.text
+
+
+def test_the_cli_exports_otlp_http_with_its_own_exporter_on_the_api_clients_pool_and_grpc_with_the_sdks():
+    import urllib3
+
+    from flowexec.cli.otlp import OtlpHttpSpanExporter
+
+    settings = settings_for(["--url", "http://svc:8000", "--token", "k", "flows"], {})
+    pool = urllib3.PoolManager()
+    spec = telemetry.otlp_exporter(telemetry.cli_tracing_config(settings, {}), user_agent="ua/1", pool=pool)
+    assert isinstance(spec.exporter, OtlpHttpSpanExporter) and spec.batched
+    assert spec.exporter.endpoint == "http://svc:8000/v1/traces"
+    assert spec.exporter.timeout == telemetry.OTLP_TIMEOUT_SECONDS
+    assert spec.exporter._pool is pool
+    grpc = telemetry.cli_tracing_config(settings, {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    assert type(telemetry.otlp_exporter(grpc, user_agent="ua/1", pool=pool).exporter).__module__.startswith(
+        "opentelemetry.exporter.otlp.proto.grpc"
+    )

@@ -438,6 +438,26 @@ def test_unexpected_error_is_a_json_500_even_with_debug(
     assert any(event.name == "exception" for event in server.events)
 
 
+def test_an_unexpected_error_never_records_the_requests_input_values(
+    api_client: APIClient, monkeypatch: pytest.MonkeyPatch, spans: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from executions import submission
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError(f"could not use {kwargs['inputs']['api_key']} for {kwargs['inputs']['name']}")
+
+    monkeypatch.setattr(submission, "execution_submit", broken)
+    body = {"flow": "hello", "inputs": {"api_key": "sk-live-0123456789", "name": "plain-name"}}
+    response = api_client.post("/api/executions/", body, format="json")
+    assert response.status_code == 500
+    server = next(s for s in spans.all() if s.kind.name == "SERVER")
+    [event] = [event for event in server.events if event.name == "exception"]
+    recorded = [str(event.attributes), server.status.description or "", caplog.text]
+    assert "RuntimeError" in recorded[0] and "RuntimeError" in caplog.text
+    for text in recorded:
+        assert "sk-live-0123456789" not in text and "plain-name" not in text
+
+
 def test_cancel_finished_execution_leaves_it_unchanged(api_client: APIClient) -> None:
     api_client.post("/api/flows/", HELLO, format="json")
     execution = api_client.post("/api/executions/", {"flow": "hello"}, format="json").json()

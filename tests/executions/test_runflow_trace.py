@@ -73,8 +73,11 @@ def test_remote_runflow_propagates_the_trace_to_the_service(tmp_path: Path) -> N
                              "--input", "name=42", env=base_env(**exporting))
             assert result.returncode == 0, result.stderr
             body = json.loads(result.stdout)
+            # The server span ends last in the service and may come in a later batch than its steps.
             spans = receiver.wait_for(lambda spans: "step shout" in by_name(spans, body["trace_id"])
-                                      and "flowexec run" in by_name(spans, body["trace_id"]), timeout=15)
+                                      and "flowexec run" in by_name(spans, body["trace_id"])
+                                      and any(s.kind == "SERVER" for s in by_name(spans, body["trace_id"]).values()),
+                                      timeout=15)
         finally:
             service.stop()
     tree = by_name(spans, body["trace_id"])
