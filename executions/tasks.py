@@ -11,6 +11,9 @@ timeout). Every delivery therefore looks at the row first:
   is running it; check again a heartbeat later (a retry), never run it a second time.
 - `running`, and its runner is dead: finish it `failed` with the reason. Steps are not assumed
   safe to re-run, so it is not re-run.
+
+A database error on that first look retries the task a heartbeat later: the row is `pending` with a
+live publisher, so no sweep would ever pick it up, and dropping the task would leave it pending.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from executions import conf, runner, selectors, services
@@ -38,6 +42,12 @@ def run_execution(self: Any, execution_id: str) -> str:
     except Execution.DoesNotExist:
         logger.warning("execution %s does not exist; dropping its task", execution_id)
         return "missing"
+    except DatabaseError as exc:
+        check_again = runner.heartbeat_period(conf.seconds("FLOWEXEC_STALE_AFTER"))
+        logger.warning("execution %s: database error before it started (%s); retrying in %.1fs", execution_id,
+                       exc, check_again)
+        close_old_connections()
+        raise self.retry(countdown=check_again) from exc
     if execution.status == Execution.Status.PENDING:
         return services.execution_run(execution=execution).status
     if execution.is_finished:
