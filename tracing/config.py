@@ -22,7 +22,9 @@ from opentelemetry.environment_variables import (
     OTEL_TRACES_EXPORTER,
 )
 from opentelemetry.sdk import environment_variables as sdk_env
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION
+
+# The semantic-convention names, not the SDK's copies: a process with tracing disabled never imports the SDK.
+from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME, SERVICE_VERSION
 
 logger = logging.getLogger("flowexec.tracing")
 

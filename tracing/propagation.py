@@ -6,16 +6,28 @@ editor's draft (https://w3c.github.io/trace-context/), "Trace Context HTTP Reque
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from opentelemetry import baggage, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context.context import Context
+from opentelemetry.environment_variables import OTEL_PROPAGATORS
 from opentelemetry.propagators import textmap
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import SpanContext, TraceState
 
 from tracing import attributes as keys
+
+if TYPE_CHECKING:
+    from tracing.config import TracingConfig
+
+logger = logging.getLogger("flowexec.tracing")
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -243,3 +255,48 @@ class RequestIdPropagator(textmap.TextMapPropagator):
 def is_request_id(value: str) -> bool:
     """Whether value is a request id every client and the service accept (tracing.attributes.REQUEST_ID_PATTERN)."""
     return _REQUEST_ID.fullmatch(value) is not None
+
+
+def build_propagator(config: TracingConfig) -> tuple[textmap.TextMapPropagator, tuple[str, ...]]:
+    """config.propagators as a composite; tracecontext is our strict W3C one; unknown names warn, skipped.
+
+    Unless propagation is off ("none"), the request id travels too (RequestIdPropagator).
+    """
+    if "none" in config.propagators:
+        return CompositePropagator([]), ()
+    propagators: list[textmap.TextMapPropagator] = []
+    used: list[str] = []
+    for name in config.propagators:
+        if name == "tracecontext":
+            propagators.append(W3CTraceContextPropagator())
+        elif name == "baggage":
+            propagators.append(W3CBaggagePropagator())
+        elif found := list(_entry_points(name)):
+            propagators.append(found[0].load()())
+        else:
+            logger.warning("unknown propagator %r in OTEL_PROPAGATORS; skipped", name)
+            continue
+        used.append(name)
+    return CompositePropagator([*propagators, RequestIdPropagator()]), tuple(used)
+
+
+def _entry_points(name: str) -> Iterable[object]:
+    """Installed propagators of this name (the `opentelemetry_propagator` entry point group)."""
+    # Lazy: reading the installed distributions' entry points is needed only for a name not built in.
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    return entry_points(group="opentelemetry_propagator", name=name)
+
+
+def install_propagators(config: TracingConfig) -> tuple[str, ...]:
+    """Set the global textmap from config; returns the names in use. Needs no SDK (tracing disabled too)."""
+    propagator, used = build_propagator(config)
+    if "opentelemetry.propagate" not in sys.modules and [n for n in config.propagators if n not in used]:
+        # opentelemetry.propagate parses OTEL_PROPAGATORS at import and raises on an unknown name; keep only
+        # the names we accepted so that import (here or in an instrumentation) warns-and-falls-back instead.
+        os.environ[OTEL_PROPAGATORS] = ",".join(used) or "none"
+    # Lazy: importing it reads OTEL_PROPAGATORS, which the line above may have just corrected.
+    from opentelemetry import propagate
+
+    propagate.set_global_textmap(propagator)
+    return used

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -13,9 +12,6 @@ from dataclasses import dataclass, replace
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
-from opentelemetry.environment_variables import OTEL_PROPAGATORS
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import (
     SERVICE_INSTANCE_ID,
     SERVICE_NAME,
@@ -31,6 +27,7 @@ from opentelemetry.sdk.version import __version__ as sdk_version
 
 from tracing import exporters
 from tracing.config import OTEL_SEMCONV_STABILITY_OPT_IN, TracingConfig
+from tracing.propagation import install_propagators
 from tracing.span_urls import UrlRedactingProcessor
 
 logger = logging.getLogger("flowexec.tracing")
@@ -159,48 +156,6 @@ def build_provider(
         f"sampler={provider.sampler.get_description()}"
     )
     return TracingState(True, provider, tuple(spec.name for spec in specs), description)
-
-
-def build_propagator(config: TracingConfig) -> tuple[TextMapPropagator, tuple[str, ...]]:
-    """config.propagators as a composite; tracecontext is our strict W3C one; unknown names warn, skipped.
-
-    Unless propagation is off ("none"), the request id travels too (tracing.propagation.RequestIdPropagator).
-    """
-    from opentelemetry.baggage.propagation import W3CBaggagePropagator
-    from opentelemetry.util._importlib_metadata import entry_points
-
-    # Lazy: like the SDK's own propagators, loaded only when propagation is configured.
-    from tracing.propagation import RequestIdPropagator, W3CTraceContextPropagator
-
-    if "none" in config.propagators:
-        return CompositePropagator([]), ()
-    propagators: list[TextMapPropagator] = []
-    used: list[str] = []
-    for name in config.propagators:
-        if name == "tracecontext":
-            propagators.append(W3CTraceContextPropagator())
-        elif name == "baggage":
-            propagators.append(W3CBaggagePropagator())
-        elif found := list(entry_points(group="opentelemetry_propagator", name=name)):
-            propagators.append(found[0].load()())
-        else:
-            logger.warning("unknown propagator %r in OTEL_PROPAGATORS; skipped", name)
-            continue
-        used.append(name)
-    return CompositePropagator([*propagators, RequestIdPropagator()]), tuple(used)
-
-
-def install_propagators(config: TracingConfig) -> tuple[str, ...]:
-    """Set the global textmap from config; returns the names in use."""
-    propagator, used = build_propagator(config)
-    if "opentelemetry.propagate" not in sys.modules and [n for n in config.propagators if n not in used]:
-        # opentelemetry.propagate parses OTEL_PROPAGATORS at import and raises on an unknown name; keep only
-        # the names we accepted so that import (here or in an instrumentation) warns-and-falls-back instead.
-        os.environ[OTEL_PROPAGATORS] = ",".join(used) or "none"
-    from opentelemetry import propagate
-
-    propagate.set_global_textmap(propagator)
-    return used
 
 
 def _opt_into_semantic_conventions(config: TracingConfig) -> None:

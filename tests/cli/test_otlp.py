@@ -349,3 +349,21 @@ def test_a_hung_trace_backend_holds_the_cli_exit_only_for_its_short_export_budge
         backend.close()
     assert returncode == 0, stderr
     assert "greeting" in stdout and stderr == ""
+
+
+def test_with_the_sdk_disabled_a_run_imports_no_sdk_yet_still_propagates_the_trace_and_request_id(api):
+    code = (
+        "import sys\n"
+        "from flowexec.cli.main import main\n"
+        "code = main(['run', 'hello', '--request-id', 'rid-7'])\n"
+        "print('SDK', sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk.')), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    env = base_env(FLOWEXEC_URL=api.url, OTEL_SDK_DISABLED="true", TRACEPARENT=f"00-{'ab' * 16}-{'cd' * 8}-01")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "SDK ['opentelemetry.sdk.environment_variables']"
+    [headers] = api.headers
+    assert headers["traceparent"] == f"00-{'ab' * 16}-{'cd' * 8}-01"  # the caller's context, unchanged
+    assert headers["X-Request-ID"] == "rid-7" and "request_id=rid-7" in headers["baggage"]

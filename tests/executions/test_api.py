@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from executions.engine.functions import pure
 from executions.models import Execution
 from tests.live import wait_until
 
@@ -214,6 +215,39 @@ def test_only_flows_of_instant_steps_run_in_the_request_thread(
         assert threads == [threading.current_thread().name]
     else:
         assert len(threads) == 1 and threads[0].startswith("flowexec-async")
+
+
+@pure
+def committed_statuses(flow: str) -> list[str]:
+    """A pure step function: the statuses of the flow's executions, read from another thread's connection."""
+    import threading
+
+    from django.db import connection
+
+    seen: list[str] = []
+
+    def read() -> None:
+        try:
+            seen.extend(Execution.objects.filter(flow_name=flow).values_list("status", flat=True))
+        finally:
+            connection.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(10)
+    return seen
+
+
+def test_an_instant_run_in_the_request_thread_is_committed_running_before_its_steps(
+    api_client: APIClient, settings: Any
+) -> None:
+    settings.FLOWEXEC_PYTHON_FUNCTIONS = [f"{__name__}.committed_statuses"]
+    flow = {"name": "looks", "steps": [{"name": "look", "type": "python", "function": f"{__name__}.committed_statuses",
+                                        "args": {"flow": "looks"}}]}
+    assert api_client.post("/api/flows/", flow, format="json").status_code == 201
+    body = api_client.post("/api/executions/", {"flow": "looks"}, format="json").json()
+    assert body["status"] == "succeeded", body
+    assert body["steps"][0]["output"] == ["running"]
 
 
 def test_the_sync_answer_is_what_a_later_read_returns(api_client: APIClient) -> None:

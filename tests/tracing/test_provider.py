@@ -27,8 +27,8 @@ from tests.tracing.test_exporters_wire import closed_port
 from tracing import exporters
 from tracing.config import BatchConfig, LimitsConfig, OtlpConfig, TracingConfig
 from tracing.exporters import ExporterSpec
-from tracing.propagation import W3CTraceContextPropagator
-from tracing.provider import build_propagator, build_provider, shutdown_provider
+from tracing.propagation import W3CTraceContextPropagator, build_propagator
+from tracing.provider import build_provider, shutdown_provider
 
 REPO = Path(__file__).resolve().parents[2]
 
