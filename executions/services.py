@@ -282,11 +282,12 @@ def _execution_span(execution: Execution) -> trace.Span:
 
 
 def _execution_drive(execution: Execution, span: trace.Span, depth: int, stop: threading.Event | None) -> Execution:
-    """Run a claimed execution under its span, then write the outcome."""
+    """Run a claimed execution under its span and write the outcome (its steps too) inside that span."""
     recorder = _StepRecorder(execution, stop)
     with runner.owning(str(execution.pk)), trace.use_span(span, end_on_exit=True):
         result = _run_engine(execution, depth, span, recorder)
-    return execution_finish(execution=execution, result=result, recorder=recorder)
+        # Writing the outcome is part of the execution: its queries are the execute_flow span's children.
+        return execution_finish(execution=execution, result=result, recorder=recorder)
 
 
 def _span_attributes(execution: Execution) -> dict[str, Any]:
