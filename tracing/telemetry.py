@@ -84,11 +84,42 @@ _captured_loggers: set[str] = set()
 _failure_reported = threading.Event()
 
 
+# Where the SDK's batch processors say "Queue full, dropping Span." (or LogRecord), on the emitting thread.
+QUEUE_FULL_LOGGER = "opentelemetry.sdk._shared_internal"
+
+
+class _QueueFullOnce(logging.Filter):
+    """Let the SDK's "Queue full" warning through once per process, and not after a failing-export warning.
+
+    While a backend is slow or down the SDK logs it again on every batch cycle from request threads;
+    our own warning already says the process is dropping spans until the backend recovers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said = threading.Event()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop repeats of the queue-full line."""
+        if not record.getMessage().startswith("Queue full"):
+            return True
+        if _failure_reported.is_set() or self._said.is_set():
+            return False
+        self._said.set()
+        return True
+
+
+_queue_full_once = _QueueFullOnce()
+
+
 def _install_capture(loggers: tuple[str, ...]) -> None:
     with _capture_lock:
         for name in set(loggers) - _captured_loggers:
             logging.getLogger(name).addFilter(_capture)
             _captured_loggers.add(name)
+        queue_full = logging.getLogger(QUEUE_FULL_LOGGER)
+        if _queue_full_once not in queue_full.filters:
+            queue_full.addFilter(_queue_full_once)
 
 
 def failure_reported() -> bool:
