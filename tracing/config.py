@@ -94,11 +94,11 @@ class OtlpConfig:
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """BatchSpanProcessor settings (OTEL_BSP_*); schedule_delay_millis None means "not configured"."""
+    """BatchSpanProcessor settings (OTEL_BSP_*); None means "not configured" (the exporter or the SDK decides)."""
 
     schedule_delay_millis: int | None = None
     max_queue_size: int = 2048
-    max_export_batch_size: int = 512
+    max_export_batch_size: int | None = None
     export_timeout_millis: int = 30_000
 
 
@@ -186,7 +186,9 @@ class LogsConfig:
     disabled: bool = False
     exporters: tuple[str, ...] = ()
     otlp: OtlpConfig = field(default_factory=lambda: OtlpConfig(endpoint=f"{DEFAULT_OTLP_HTTP_BASE}/v1/logs"))
-    batch: BatchConfig = field(default_factory=lambda: BatchConfig(schedule_delay_millis=1000))
+    batch: BatchConfig = field(
+        default_factory=lambda: BatchConfig(schedule_delay_millis=1000, max_export_batch_size=512)
+    )
 
 
 def metrics_config(environ: Mapping[str, str]) -> MetricsConfig:
@@ -241,7 +243,7 @@ def tracing_config(environ: Mapping[str, str], defaults: ProcessDefaults) -> Tra
         batch=BatchConfig(
             schedule_delay_millis=env.integer(sdk_env.OTEL_BSP_SCHEDULE_DELAY, None),
             max_queue_size=env.integer(sdk_env.OTEL_BSP_MAX_QUEUE_SIZE, 2048),
-            max_export_batch_size=env.integer(sdk_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512),
+            max_export_batch_size=env.integer(sdk_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, None),
             export_timeout_millis=env.integer(sdk_env.OTEL_BSP_EXPORT_TIMEOUT, 30_000),
         ),
         limits=_limits(env),

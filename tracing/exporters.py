@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -43,6 +43,8 @@ class ExporterSpec:
     target: str
     # The delay this exporter prefers when OTEL_BSP_SCHEDULE_DELAY is unset (None: the SDK's 5 s).
     schedule_delay_millis: int | None = None
+    # The batch size it prefers when OTEL_BSP_MAX_EXPORT_BATCH_SIZE is unset (None: the SDK's 512).
+    max_export_batch_size: int | None = None
 
     def describe(self) -> str:
         """e.g. "otlp(http/protobuf http://127.0.0.1:8000/v1/traces)"."""
@@ -133,7 +135,7 @@ def build_exporter(
         logger.warning("trace exporter %r unavailable, skipped: %s", name, exc)
         return None
     wrapped = WarnOnceExporter(spec.exporter, f"{name} {spec.target}".strip())
-    return ExporterSpec(spec.name, wrapped, spec.batched, spec.target, spec.schedule_delay_millis)
+    return replace(spec, exporter=wrapped)
 
 
 def failure_reported() -> bool:

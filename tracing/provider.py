@@ -106,7 +106,7 @@ def _span_processor(spec: exporters.ExporterSpec, config: TracingConfig) -> Span
         spec.exporter,
         max_queue_size=batch.max_queue_size,
         schedule_delay_millis=batch.schedule_delay_millis or spec.schedule_delay_millis or 5000,
-        max_export_batch_size=batch.max_export_batch_size,
+        max_export_batch_size=batch.max_export_batch_size or spec.max_export_batch_size or 512,
         export_timeout_millis=batch.export_timeout_millis,
     )
 

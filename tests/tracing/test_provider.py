@@ -314,3 +314,23 @@ def test_a_dead_or_hanging_backend_keeps_the_span_queue_bounded_and_warns_once(b
             shutdown_provider(state.provider, timeout_seconds=2)
     assert peak <= 64
     assert len(warnings()) == 1, warnings()
+
+
+def _batch_sizes(provider: TracerProvider) -> list[int]:
+    processors = provider._active_span_processor._span_processors
+    return [p._batch_processor._max_export_batch_size for p in processors if isinstance(p, BatchSpanProcessor)]
+
+
+def test_the_store_exports_small_batches_unless_otel_bsp_max_export_batch_size_says_otherwise():
+    from tracing.store.exporter import STORE_EXPORT_BATCH_SIZE, store_exporter
+
+    exporters.register_exporter("store", store_exporter)
+    default = build_provider(config(exporters=("store", "console")))
+    chosen = build_provider(config(exporters=("store",), batch=BatchConfig(max_export_batch_size=300)))
+    try:
+        # The store's batches are one write transaction each on the service's database: small ones.
+        assert _batch_sizes(default.provider) == [STORE_EXPORT_BATCH_SIZE] == [64]
+        assert _batch_sizes(chosen.provider) == [300]
+    finally:
+        default.provider.shutdown()
+        chosen.provider.shutdown()
