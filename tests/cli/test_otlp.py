@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from opentelemetry import trace
@@ -65,7 +67,10 @@ def provider_spans(resource: Resource, scope: tuple[str, str | None, str | None]
     memory = InMemorySpanExporter()
     limits = SpanLimits(max_span_attributes=len(EVERY_KIND_OF_VALUE), max_events=2, max_links=1,
                         max_event_attributes=1, max_link_attributes=1)
-    provider = TracerProvider(resource=resource, span_limits=limits, shutdown_on_exit=False)
+    with mock.patch.dict(os.environ):
+        # Real SDK spans even in the pass that runs with OTEL_SDK_DISABLED=true (the provider reads it).
+        os.environ.pop("OTEL_SDK_DISABLED", None)
+        provider = TracerProvider(resource=resource, span_limits=limits, shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(memory))
     name, version, schema_url = scope
     tracer = provider.get_tracer(name, version, schema_url=schema_url, attributes={"scope.key": "scope-value"})
