@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -12,7 +10,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from flowexec.cli import client, telemetry
 from flowexec.cli.errors import CliError
-from tests.cli.support import settings_for
+from tests.cli.support import answering_servers, settings_for
 from tests.live import free_port
 
 
@@ -26,40 +24,10 @@ def test_error_bodies_flatten_to_one_line():
     assert client.describe_error_body({"detail": "Not found."}) == "Not found."
 
 
-class _Answering:
-    """A local HTTP service answering every request with one status and a JSON body."""
-
-    def __init__(self, status: int) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                payload = b'{"detail": "x"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-
 @pytest.fixture
 def answering() -> Iterator[Any]:
-    made: list[_Answering] = []
-
-    def make(status: int) -> _Answering:
-        made.append(_Answering(status))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.server.shutdown()
-        each.server.server_close()
+    with answering_servers(b'{"detail": "x"}') as make:
+        yield make
 
 
 @pytest.fixture

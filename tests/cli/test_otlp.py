@@ -29,6 +29,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 from opentelemetry.trace.span import TraceState
 
 from flowexec.cli import otlp
+from tests.cli.support import answering_servers
 from tests.live import base_env
 from tests.otlp_receiver import OtlpReceiver, decode_export_request
 
@@ -160,41 +161,10 @@ def test_a_collector_decodes_the_request_with_opentelemetry_proto():
     assert request.resource_spans[0].scope_spans[0].scope.name == "flowexec"
 
 
-class _Receiver:
-    """An OTLP/HTTP endpoint on 127.0.0.1 answering `status`; it keeps each request's headers and body."""
-
-    def __init__(self, status: int) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers.items()), body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Any]:
-    made: list[_Receiver] = []
-
-    def make(status: int = 200) -> _Receiver:
-        made.append(_Receiver(status))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.server.shutdown()
-        each.server.server_close()
+    with answering_servers() as make:
+        yield make
 
 
 @pytest.mark.parametrize("compression", ["", "gzip", "deflate"])
