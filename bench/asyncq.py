@@ -43,10 +43,17 @@ def _start_celery(database: Database, env: dict[str, str], concurrency: int, *, 
 
 
 def _drop_queue(queue: str) -> None:
+    """Delete the bench's queue and the binding keys kombu's Redis transport keeps apart from it."""
     import kombu
+    import redis
 
     with kombu.Connection(BROKER_URL) as conn:
         conn.default_channel.queue_delete(queue)
+    client = redis.Redis.from_url(BROKER_URL)
+    # The exchange is named after the queue: `_kombu.binding.<queue>`, `_kombu.binding_permanent.<queue>`.
+    stale = [key for key in client.scan_iter("_kombu.binding*") if key.decode().endswith(f".{queue}")]
+    if stale:
+        client.delete(*stale)
 
 
 def _rows(database: Database, ids: list[str]) -> list[tuple[str, str, str | None, str | None]]:
