@@ -61,9 +61,14 @@ def _message(number: int, payload: bytes) -> bytes:
     return _key(number, _LENGTH) + _varint(len(payload)) + payload
 
 
+def _utf8(value: str) -> bytes:
+    """UTF-8 for a protobuf string; a lone surrogate (argv's undecodable bytes) becomes "?" instead of failing."""
+    return value.encode("utf-8", "replace")
+
+
 def _text(number: int, value: str | None) -> bytes:
     """A proto3 string field: omitted when empty, the default."""
-    return _message(number, value.encode()) if value else b""
+    return _message(number, _utf8(value)) if value else b""
 
 
 def _uint(number: int, value: int | None) -> bytes:
@@ -86,7 +91,7 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, bool):
         return _key(2, _VARINT) + _varint(int(value))
     if isinstance(value, str):
-        return _message(1, value.encode())
+        return _message(1, _utf8(value))
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
             raise _Unencodable(f"integer {value} does not fit in int64")

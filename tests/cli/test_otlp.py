@@ -342,3 +342,14 @@ def test_with_the_sdk_disabled_a_run_imports_no_sdk_yet_still_propagates_the_tra
     [headers] = api.headers
     assert headers["traceparent"] == f"00-{'ab' * 16}-{'cd' * 8}-01"  # the caller's context, unchanged
     assert headers["X-Request-ID"] == "rid-7" and "request_id=rid-7" in headers["baggage"]
+
+
+def test_undecodable_argv_text_in_a_span_still_encodes_and_decodes():
+    # `flowexec run $'\xff'`: Python hands the byte over as a lone surrogate, which UTF-8 cannot hold.
+    spans = [hand_made_span(Resource({"service.name": "flowexec-cli"}), None)]
+    spans = [ReadableSpan(name="flowexec run \udcff", context=spans[0].context, attributes={"flow.name": "a\udcffb"},
+                          resource=spans[0].resource)]
+    request = ExportTraceServiceRequest.FromString(otlp.encode_spans(spans))
+    [span] = request.resource_spans[0].scope_spans[0].spans
+    assert span.name == "flowexec run ?"
+    assert span.attributes[0].value.string_value == "a?b"
