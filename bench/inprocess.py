@@ -73,6 +73,7 @@ def run(scale: Scale, workdir: Path) -> Section:
         "traced": start("traced"),
         "metrics": start("metrics", OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="3600000",
                          OTEL_EXPORTER_OTLP_METRICS_ENDPOINT="http://127.0.0.1:9/v1/metrics"),
+        "content": start("content", FLOWEXEC_RECORD_CONTENT="1"),
     }
     prefect: Worker | None = None
     try:
@@ -94,9 +95,9 @@ def run(scale: Scale, workdir: Path) -> Section:
         # Short A/B batches, many of them: a pair measured seconds apart shares the machine's load.
         fine_rounds = max(1, scale.rounds * FINE_ROUNDS_PER_ROUND)
         batch = max(1, scale.batch // FINE_ROUNDS_PER_ROUND)
-        series: dict[str, list[float]] = {"untraced": [], "traced": [], "metrics": [], "prefect": [],
+        series: dict[str, list[float]] = {"untraced": [], "traced": [], "metrics": [], "content": [], "prefect": [],
                                           "traced_block": []}
-        samples: dict[str, list[float]] = {"untraced": [], "traced": [], "metrics": [], "prefect": []}
+        samples: dict[str, list[float]] = {"untraced": [], "traced": [], "metrics": [], "content": [], "prefect": []}
         for block in range(scale.rounds):
             if prefect:
                 # Prefect's warm run costs about a second: fewer, each beside a block of flowexec rounds.
@@ -105,7 +106,7 @@ def run(scale: Scale, workdir: Path) -> Section:
                 series["prefect"].append(statistics.median(s * 1000 for s in seconds))
             block_traced: list[float] = []
             for fine in range(fine_rounds // scale.rounds or 1):
-                order = ["untraced", "traced", "metrics"]
+                order = ["untraced", "traced", "metrics", "content"]
                 shift = (block + fine) % len(order)
                 names = order[shift:] + order[:shift]
                 for name in names:
@@ -129,6 +130,9 @@ def run(scale: Scale, workdir: Path) -> Section:
                 f"fastest {low['traced'] / low['untraced']:.2f}", ratios(traced, untraced), "<= 1.10"),
             Row("traced + flow metrics recorded / traced", f"{statistics.median(series['metrics']):.2f} vs "
                 f"{statistics.median(traced):.2f} ms", ratios(series["metrics"], traced), "nothing measurable"),
+            Row("traced + step content recorded (FLOWEXEC_RECORD_CONTENT=1) / traced",
+                f"{statistics.median(series['content']):.2f} vs {statistics.median(traced):.2f} ms",
+                ratios(series["content"], traced), ""),
         ]
         if prefect:
             section.rows += [

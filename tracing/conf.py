@@ -11,8 +11,9 @@ DEFAULTS: dict[str, Any] = {
     "FLOWEXEC_BAGGAGE_ATTRIBUTE_KEYS": ["request_id", "client"],
     # Longest header value recorded as an attribute (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT also caps it).
     "FLOWEXEC_HEADER_VALUE_LIMIT": 256,
-    # Step inputs/outputs as span events; keys whose values are redacted; byte cap per event.
-    "FLOWEXEC_RECORD_CONTENT": True,
+    # Step inputs/outputs as span events (off by default, as OTel's content capture: they may carry personal
+    # data no redaction key names); keys whose values are redacted; byte cap per event.
+    "FLOWEXEC_RECORD_CONTENT": False,
     "FLOWEXEC_REDACT_KEYS": [],
     "FLOWEXEC_CONTENT_MAX_BYTES": 4096,
     # ORM query spans (sqlite3 / psycopg instrumentation).

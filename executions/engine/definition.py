@@ -33,7 +33,7 @@ class EngineConfig:
     max_steps: int = 200
     max_depth: int = 5
     default_step_timeout: float | None = 60.0
-    record_content: bool = True
+    record_content: bool = False
     redact_keys: frozenset[str] = frozenset()
     content_max_bytes: int = 4096
 

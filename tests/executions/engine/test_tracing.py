@@ -109,7 +109,7 @@ def test_failed_step_span_has_error_status_and_exception(spans):
 
 
 def test_content_events_are_redacted(spans):
-    config = engine.EngineConfig(redact_keys=frozenset({"pin"}))
+    config = engine.EngineConfig(redact_keys=frozenset({"pin"}), record_content=True)
     args = {"value": {"user": "bob", "password": "hunter2", "nested": {"db_password": "x", "PIN": 1}}}
     document = {"name": "t", "steps": [{"name": "echo", "type": "python", "function": "echo", "args": args}]}
     result, _ = run_in_span(document, config)
@@ -185,7 +185,9 @@ def test_secret_values_never_reach_span_events_status_or_recorded_exceptions(spa
     def explode(value: str) -> None:
         raise RuntimeError(f"upstream refused {value}")
 
-    config = engine.EngineConfig(python_functions={**engine.builtin_functions(), "explode": explode})
+    config = engine.EngineConfig(
+        python_functions={**engine.builtin_functions(), "explode": explode}, record_content=True
+    )
     document = {
         "name": "s",
         "inputs": {"password": {"type": "string"}},
