@@ -19,21 +19,25 @@ from tracing.redaction import active_mask, redact_url
 # Attributes holding a URL or a path with its query (stable names and the ones before them).
 URL_ATTRIBUTES = ("url.full", "http.url", "http.target")
 QUERY_ATTRIBUTE = "url.query"
+_URL_KEYS = frozenset((*URL_ATTRIBUTES, QUERY_ATTRIBUTE))
 
 
 def redact_span_urls(span: trace.Span) -> None:
     """Rewrite url.full / url.query / http.url / http.target in place when they carry something sensitive."""
     attributes = getattr(span, "attributes", None) or {}
-    for key in URL_ATTRIBUTES:
-        value = attributes.get(key)
-        # The running execution's secret values are masked too (a step's URL may embed one).
-        if isinstance(value, str) and (redacted := active_mask(redact_url(value))) != value:
+    # One pass over the keys: most spans carry none of these, and a miss through the SDK's attribute
+    # mapping costs a raised KeyError per name.
+    for key in [key for key in attributes if key in _URL_KEYS]:
+        value = attributes[key]
+        if not isinstance(value, str):
+            continue
+        if key == QUERY_ATTRIBUTE:
+            # The running execution's secret values are masked too (a step's URL may embed one).
+            redacted = active_mask(redact_url(f"?{value}")).partition("?")[2] if value else value
+        else:
+            redacted = active_mask(redact_url(value))
+        if redacted != value:
             span.set_attribute(key, redacted)
-    query = attributes.get(QUERY_ATTRIBUTE)
-    if isinstance(query, str) and query:
-        redacted = active_mask(redact_url(f"?{query}")).partition("?")[2]
-        if redacted != query:
-            span.set_attribute(QUERY_ATTRIBUTE, redacted)
 
 
 class UrlRedactingProcessor(SpanProcessor):

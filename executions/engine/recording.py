@@ -13,7 +13,12 @@ TRUNCATED = "...[truncated]"
 
 def content(value: Any, *, keys: Iterable[str] = (), secrets: Iterable[Any] = (), max_bytes: int = 4096) -> str:
     """Redact a value, mask secret values in it, and encode it as JSON of at most `max_bytes` bytes."""
-    text = mask(json.dumps(redact(value, keys), default=str, sort_keys=True), secrets)
+    # Only a mapping has keys to redact, and only known secrets can be masked: most steps' content has neither.
+    if isinstance(value, dict | list | tuple):
+        value = redact(value, keys)
+    text = json.dumps(value, default=str, sort_keys=True)
+    if secrets:
+        text = mask(text, secrets)
     encoded = text.encode()
     if len(encoded) <= max_bytes:
         return text

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.db.models import F
 from django.utils import timezone
 from opentelemetry.sdk.resources import Resource
@@ -100,6 +102,57 @@ def test_export_reports_failure_instead_of_raising_when_the_database_refuses(
     monkeypatch.setattr(writer, "insert_rows", refuse)
     assert StoreSpanExporter().export(finished_spans()) is SpanExportResult.FAILURE
     assert "could not store spans" in caplog.text
+
+
+def in_thread(work: Callable[[], Any]) -> Any:
+    """Run work on a new thread (a connection of its own, as the processor's worker has) and return its result."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive() and "value" in result
+    return result["value"]
+
+
+def test_a_full_batch_keeps_the_exporting_threads_connection_and_a_partial_one_closes_it() -> None:
+    spans = finished_spans()
+    exporter = StoreSpanExporter(full_batch=len(spans))
+
+    def export_full_then_partial() -> tuple[bool, bool]:
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        kept = connection.connection is not None
+        assert exporter.export(spans[:1]) is SpanExportResult.SUCCESS
+        return kept, connection.connection is None
+
+    assert in_thread(export_full_then_partial) == (True, True)
+    assert Span.objects.count() == 2
+
+
+def test_an_export_on_a_thread_with_its_own_open_connection_leaves_it_open() -> None:
+    Span.objects.exists()  # this thread's connection, opened by its own work (a request's, say)
+    opened = connection.connection
+    assert StoreSpanExporter().export(finished_spans()) is SpanExportResult.SUCCESS
+    assert connection.connection is opened
+
+
+def test_a_kept_connection_that_went_stale_is_replaced_and_the_batch_stored() -> None:
+    spans = finished_spans()
+    exporter = StoreSpanExporter(full_batch=1)
+
+    def export_after_the_server_dropped_it() -> SpanExportResult:
+        assert exporter.export(spans[:1]) is SpanExportResult.SUCCESS
+        connection.connection.close()  # what a database restart does to an idle connection
+        return exporter.export(spans[1:])
+
+    assert in_thread(export_after_the_server_dropped_it) is SpanExportResult.SUCCESS
+    assert Span.objects.count() == 2
 
 
 def test_writer_writes_queued_rows_in_the_background_and_refuses_what_does_not_fit() -> None:

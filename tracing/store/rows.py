@@ -40,9 +40,15 @@ def text(value: str) -> str:
 
 def json_value(value: Any) -> Any:
     """Make an attribute value JSON-safe: sequences become lists, bytes base64, non-finite floats strings."""
+    kind = type(value)
+    # Exact types first: nearly every attribute is a plain str, int or bool, and this runs for each one.
+    if kind is str:
+        return value if "\x00" not in value else text(value)
+    if kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, str):
         return text(value)
-    if isinstance(value, bool | int) or value is None:
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
@@ -57,7 +63,12 @@ def json_value(value: Any) -> Any:
 
 def json_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attributes as a JSON object."""
-    return {text(str(key)): json_value(value) for key, value in (attributes or {}).items()}
+    if not attributes:
+        return {}
+    return {
+        (key if type(key) is str and "\x00" not in key else text(str(key))): json_value(value)
+        for key, value in attributes.items()
+    }
 
 
 def event_entry(name: str, time_unix_nano: int, attributes: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from tracing.store.rows import SpanRow
@@ -19,9 +20,11 @@ from tracing.store.rows import SpanRow
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-JSON_COLUMNS = ("attributes", "events", "resource")
 MAX_QUEUED_ROWS = 50_000
 EXIT_FLUSH_SECONDS = 5.0
+
+# Per thread: whether write_rows_in_thread left open a connection it opened itself.
+_connection_kept = threading.local()
 
 
 def write_rows(rows: Iterable[SpanRow]) -> None:
@@ -52,18 +55,24 @@ def insert_rows(rows: Sequence[SpanRow]) -> None:
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
     params = []
+    # Rows from one process share one resource dict: adapt and measure it once per batch.
+    resource, resource_json = None, None
     for row in rows:
-        # SQLite's adapter is the JSON text itself; PostgreSQL's wraps the value, so measure it apart.
-        json_values = {key: ops.adapt_json_value(row[key], None) for key in JSON_COLUMNS}
+        if row["resource"] is not resource:
+            resource = row["resource"]
+            resource_json = _adapted_json(ops, resource)
+        json_values = {
+            "attributes": _adapted_json(ops, row["attributes"]),
+            "events": _adapted_json(ops, row["events"]),
+            "resource": resource_json,
+        }
         size = encoded_size(
             name=row["name"],
             status_message=row["status_message"],
             service_name=row["service_name"],
-            json_length=sum(
-                len(value) if isinstance(value, str) else len(json.dumps(row[key]))
-                for key, value in json_values.items()
-            ),
+            json_length=sum(length for _, length in json_values.values()),
         )
+        json_values = {key: value for key, (value, _) in json_values.items()}
         values = {
             **row,
             **json_values,
@@ -76,6 +85,13 @@ def insert_rows(rows: Sequence[SpanRow]) -> None:
         params.append([values[name] for name in columns])
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def _adapted_json(ops: Any, value: Any) -> tuple[Any, int]:
+    """The backend's parameter for a JSON column, and the length of its JSON text."""
+    adapted = ops.adapt_json_value(value, None)
+    # SQLite's adapter is the JSON text itself; PostgreSQL's wraps the value, so measure it apart.
+    return adapted, len(adapted) if isinstance(adapted, str) else len(json.dumps(value))
 
 
 @functools.cache
@@ -96,18 +112,38 @@ def _insert_statement(vendor: str) -> tuple[str, tuple[str, ...]]:
     return sql, tuple(field.attname for field in fields)
 
 
-def write_rows_in_thread(rows: Iterable[SpanRow]) -> bool:
-    """write_rows for a background thread: close its DB connection afterwards, log and swallow errors."""
+def write_rows_in_thread(rows: Iterable[SpanRow], *, more_coming: bool = False) -> bool:
+    """write_rows for a background thread: log and swallow errors; False if the rows were not stored.
+
+    The connection this opens stays open while more_coming (the caller has a backlog), and is closed at
+    the first batch without one, so an idle process holds no connection. Reopening it for every batch cost
+    more than writing the batch: 4.4 vs 2.1 ms for 64 spans on SQLite (closing the last connection to a WAL
+    database also checkpoints it). A connection it did not open (the caller's, e.g. a force_flush on a
+    request thread) is never closed here. A kept connection that went stale is reopened once.
+    """
+    kept = getattr(_connection_kept, "value", False)
+    owned = kept or connection.connection is None
+    stored = False
     try:
-        write_rows(rows)
+        rows = list(rows)
+        try:
+            write_rows(rows)
+        except DatabaseError:
+            if not kept:
+                raise
+            connection.close()  # the kept connection may have gone stale (a server restart): once more on a new one
+            write_rows(rows)
+        stored = True
     except Exception:
         # Boundary: storing spans must never take down the exporting or writer thread; rows may be
         # a generator, so converting them fails here too rather than in the caller.
         logger.exception("could not store spans")
-        return False
     finally:
-        connection.close()
-    return True
+        keep = owned and more_coming and stored
+        if owned and not keep:
+            connection.close()
+        _connection_kept.value = keep
+    return stored
 
 
 class SpanWriter:
@@ -153,7 +189,9 @@ class SpanWriter:
                 self._cond.wait_for(lambda: self._rows)
                 batch = [self._rows.popleft() for _ in range(min(len(self._rows), self._batch_size))]
                 self._in_flight = len(batch)
-            write_rows_in_thread(batch)
+            with self._cond:
+                backlog = bool(self._rows)
+            write_rows_in_thread(batch, more_coming=backlog)
             with self._cond:
                 self._in_flight = 0
                 self._cond.notify_all()
