@@ -122,7 +122,8 @@ class StepRun(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="step_runs")
+    # No index of its own: the (execution, name) unique constraint's index starts with it.
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="step_runs", db_index=False)
     name = models.CharField(max_length=64)
     type = models.CharField(max_length=16)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)

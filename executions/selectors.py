@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from executions import conf, runner
+from executions import conf, runner, sql
 from executions.engine.errors import FlowNotFound
 from executions.models import Execution, Flow
 
@@ -18,10 +18,9 @@ VIEW_ALL_EXECUTIONS = "executions.view_execution"
 
 def flow_get(*, name: str, version: int | None = None) -> Flow:
     """Return the latest version of a flow (or the given version); FlowNotFound otherwise."""
-    versions = Flow.objects.filter(name=name)
-    if version is not None:
-        versions = versions.filter(version=version)
-    flow = versions.order_by("-version").first()
+    # Every run starts here: a prepared SELECT (executions.sql) rather than the ORM's compile per call.
+    where: dict[str, Any] = {"name": name} if version is None else {"name": name, "version": version}
+    flow = sql.first(Flow, where=where, order_by="-version")
     if flow is None:
         raise FlowNotFound(name if version is None else f"{name} v{version}")
     return flow

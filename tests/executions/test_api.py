@@ -527,3 +527,14 @@ def test_no_execution_index_is_a_prefix_of_another(db: None) -> None:
     redundant = [(short, long) for short, columns in indexes.items() for long, others in indexes.items()
                  if short != long and others[: len(columns)] == columns]
     assert not redundant
+
+
+def test_step_rows_have_no_index_that_their_unique_index_starts_with(db: None) -> None:
+    """Each StepRun INSERT writes every index; (execution, name) already serves lookups by execution."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "executions_steprun")
+    indexed = [tuple(c["columns"]) for c in constraints.values()
+               if (c["index"] or c["unique"]) and not c["primary_key"]]
+    assert ("execution_id", "name") in indexed and ("execution_id",) not in indexed, indexed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse, set_script_prefix
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
@@ -44,3 +45,26 @@ def test_execution_and_step_output_match_drfs_generic_representation(make_flow: 
     for step in steps:
         output = StepRunOutput(step, context=context)
         assert output.to_representation(step) == _generic(output, step)
+
+
+def test_links_are_reversed_under_the_current_script_prefix(make_flow: Any) -> None:
+    """The reversed paths are cached: per script prefix (and URLconf), so a mounted service links under its mount."""
+    flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"}])
+    execution = submission.execution_submit(flow=flow.name, inputs={})
+    context = {"request": Request(APIRequestFactory().get("/api/executions/", HTTP_HOST="127.0.0.1"))}
+
+    def links() -> dict[str, Any]:
+        return ExecutionOutput(execution, context=context).data["links"]
+
+    at_root = links()
+    assert at_root["self"] == f"http://127.0.0.1{reverse('execution-detail', args=[execution.pk])}"
+    assert at_root["cancel"] == f"http://127.0.0.1{reverse('execution-cancel', args=[execution.pk])}"
+    assert at_root["admin"] == f"http://127.0.0.1/admin/executions/execution/{execution.pk}/change/"
+    set_script_prefix("/mounted/")
+    try:
+        mounted = links()
+    finally:
+        set_script_prefix("/")
+    assert mounted["self"] == f"http://127.0.0.1/mounted/api/executions/{execution.pk}/"
+    assert mounted["admin"] == f"http://127.0.0.1/mounted/admin/executions/execution/{execution.pk}/change/"
+    assert links() == at_root

@@ -185,6 +185,31 @@ def test_flow_save_is_idempotent_and_versions_changes(db: None) -> None:
     assert (first.version, same.version, changed.version) == (1, 1, 2)
 
 
+def test_a_new_flow_version_is_run_at_once_after_runs_of_the_old_one(make_flow: Any) -> None:
+    """The parsed definitions are cached per process: a new version must not be answered from them."""
+    def save(word: str) -> None:
+        make_flow(name="versioned", steps=[{"name": "say", "type": "template", "template": word}],
+                  outputs={"said": "${steps.say.output}"})
+
+    save("one")
+    first = submission.execution_submit(flow="versioned", inputs={})
+    save("two")
+    second = submission.execution_submit(flow="versioned", inputs={})
+    assert (first.flow_version, first.outputs) == (1, {"said": "one"})
+    assert (second.flow_version, second.outputs) == (2, {"said": "two"})
+    assert services.flow_definition(second.flow).steps[0].config["template"] == "two"
+
+
+def test_a_changed_engine_setting_applies_to_the_next_run(make_flow: Any, settings: Any) -> None:
+    """The engine's settings are read once per process; a settings change (setting_changed) reads them again."""
+    flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"}])
+    assert run(flow).status == Execution.Status.SUCCEEDED
+    settings.FLOWEXEC_STEP_WORKERS = 7
+    settings.FLOWEXEC_HTTP_ALLOWED_HOSTS = ["api.example"]
+    config = services.engine_config()
+    assert (config.max_workers, config.http_allowed_hosts) == (7, frozenset({"api.example"}))
+
+
 def test_execution_queued_in_this_process_is_kept_alive_by_the_heartbeat(make_flow: Any) -> None:
     flow = make_flow(steps=[{"name": "a", "type": "template", "template": "x"}])
     queued = services.execution_create(flow=flow, inputs={})
