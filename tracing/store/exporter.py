@@ -79,7 +79,8 @@ class StoreSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS if stored else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
-        """Nothing to release: the last export, with no backlog behind it, closed its connection."""
+        """Nothing to release here: a connection kept after a full batch is the exporting thread's own,
+        closed at its next partial batch or released with the thread."""
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Exports are synchronous, so there is nothing pending."""
