@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
 SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdef"
-APT_TOOLS = {"wrk": "wrk", "hyperfine": "hyperfine"}
+APT_TOOLS = {"wrk": "wrk", "hyperfine": "hyperfine", "valgrind": "valgrind"}
 PIP_TOOLS = {"pyinstrument": "pyinstrument>=5,<6"}
 
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import instructions
 from bench.core import BENCH, PYTHON, ROOT, Row, Scale, Section, Spread, child_env, percentile, ratios
-from bench.stack import prepare_database
+from bench.stack import Database, prepare_database
 from bench.worker import Worker
 
 PREFECT_VENV = BENCH / ".prefect-venv"
@@ -19,6 +20,7 @@ TARGET_TRACED_MS = 3.0
 AIM_TRACED_MS = 1.2
 FINE_ROUNDS_PER_ROUND = 6
 PREFECT_RUNS_PER_ROUND = 3
+INSTRUCTION_COUNT = 300
 
 
 def prefect_python() -> tuple[Path | None, str]:
@@ -52,6 +54,29 @@ def _prefect_env(workdir: Path) -> dict[str, str]:
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
     env.pop("PYTHONPATH", None)
     return env
+
+
+def _instruction_rows(database: Database, workdir: Path, count: int) -> list[Row]:
+    """Callgrind's instructions per execution, untraced and traced: the tracing ratio without the machine's noise."""
+    def environment(**env: str) -> instructions.Environment:
+        def for_process(name: str) -> dict[str, str]:
+            copy = database.copy(workdir / f"{name}.sqlite3")
+            return child_env(DJANGO_SETTINGS_MODULE="flowexec.settings", DATABASE_URL=copy.url, **env)
+        return for_process
+
+    untraced = instructions.per_execution("untraced", environment(OTEL_SDK_DISABLED="true"), workdir, count)
+    traced = instructions.per_execution("traced", environment(), workdir, count)
+    ratio = traced.main / untraced.main
+
+    def figures(counted: instructions.Count) -> str:
+        return f"{counted.main / 1e6:.3f} M on the executing thread; {counted.total / 1e6:.3f} M on all threads"
+
+    return [
+        Row(f"instructions per execution, untraced (callgrind, {count} executions)", figures(untraced), None),
+        Row("instructions per execution, traced (span export on the processor's thread)", figures(traced), None),
+        Row("traced / untraced instructions, executing thread", f"+{(traced.main - untraced.main) / 1e3:.0f} k per "
+            "execution", Spread(ratio, ratio, ratio, 1), "<= 1.10"),
+    ]
 
 
 def run(scale: Scale, workdir: Path) -> Section:
@@ -152,6 +177,12 @@ def run(scale: Scale, workdir: Path) -> Section:
         section.rows.append(Row("SQL statements per execution, untraced (BEGIN/COMMIT included, all threads)",
                                 f"{statements:.1f}", None))
         section.raw["statements_per_execution"] = statements
+        if scale.smoke:
+            section.notes.append("instruction counts (callgrind): full and --quick runs only")
+        elif not instructions.available():
+            section.notes.append("instruction counts skipped: valgrind is not installed")
+        else:
+            section.rows += _instruction_rows(database, workdir / "inprocess", INSTRUCTION_COUNT)
         # The HTML is large and machine-specific: bench/out/ is gitignored; the text profile is committed.
         html = workdir / "profile-inprocess.html" if scale.smoke else BENCH / "out" / "profile-inprocess.html"
         html.parent.mkdir(parents=True, exist_ok=True)

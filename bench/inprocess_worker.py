@@ -4,6 +4,8 @@
     {"op": "run", "count": N}            -> {"seconds": [...]} wall time of each execution
     {"op": "profile", "count": N, "html": path, "text": path}  -> pyinstrument over N executions
     {"op": "statements", "count": N}     -> SQL statements per execution, every connection (BENCH_COUNT_SQL=1)
+    {"op": "untimed", "count": N}        -> N executions, then the spans flushed on another thread (run under
+                                            callgrind by bench.instructions: the executing thread does only them)
 
 Tracing is set up as `manage.py runflow` does it (instrument_django_process), so OTEL_SDK_DISABLED
 or OTEL_TRACES_EXPORTER in the environment decide traced or not.
@@ -89,6 +91,13 @@ def main() -> None:
                     out.write(profiler.output_html())
                 with open(command["text"], "w") as out:
                     out.write(profiler.output_text(unicode=True, color=False, show_all=False))
+                reply({"ok": True})
+            elif command["op"] == "untimed":
+                for _ in range(command["count"]):
+                    execute()
+                flusher = threading.Thread(target=flush, name="bench-flush")
+                flusher.start()
+                flusher.join()
                 reply({"ok": True})
             elif command["op"] == "statements":
                 execute()

@@ -53,11 +53,11 @@ class Worker:
         self.popen.stdin.flush()
         return self._reply(timeout)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30) -> None:
         if self.popen.poll() is None:
             try:
                 self.popen.stdin.close()
-                self.popen.wait(timeout=30)
+                self.popen.wait(timeout=timeout)
             except (OSError, subprocess.TimeoutExpired):
                 self.popen.kill()
                 self.popen.wait(timeout=5)

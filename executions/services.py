@@ -25,6 +25,7 @@ from executions import conf, engine, runner, selectors, sql, vault
 from executions import metrics as flow_metrics
 from executions.engine import EngineConfig, FlowDefinition, RunResult, StepOutcome, StepSpec
 from executions.engine.errors import ExecutionCancelled, FlowError, FlowValidationError
+from executions.engine.spans import CurrentSpan
 from executions.models import Execution, Flow, FlowName, StepRun
 from tracing import attributes as keys
 from tracing import conf as tracing_conf
@@ -305,7 +306,7 @@ def _execution_span(execution: Execution) -> trace.Span:
 def _execution_drive(execution: Execution, span: trace.Span, depth: int, stop: threading.Event | None) -> Execution:
     """Run a claimed execution under its span and write the outcome (its steps too) inside that span."""
     recorder = _StepRecorder(execution, stop)
-    with runner.owning(str(execution.pk)), trace.use_span(span, end_on_exit=True):
+    with runner.owning(str(execution.pk)), CurrentSpan(span):
         result = _run_engine(execution, depth, span, recorder)
         # Writing the outcome is part of the execution: its queries are the execute_flow span's children.
         return execution_finish(execution=execution, result=result, recorder=recorder)

@@ -24,11 +24,13 @@ from opentelemetry.sdk.trace import Span, SpanLimits, SpanProcessor, TracerProvi
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.trace import SpanKind
 
 from tracing import exporters
+from tracing.attributes import TRACER_NAME
 from tracing.config import OTEL_SEMCONV_STABILITY_OPT_IN, TracingConfig
 from tracing.propagation import install_propagators
-from tracing.span_urls import UrlRedactingProcessor
+from tracing.span_urls import redact_span_urls
 
 logger = logging.getLogger("flowexec.tracing")
 
@@ -111,26 +113,35 @@ def _span_processor(spec: exporters.ExporterSpec, config: TracingConfig) -> Span
     )
 
 
-class BaggageSpanProcessor(SpanProcessor):
-    """Copy the allowlisted W3C baggage keys onto every span started in their context.
+class SpanStartProcessor(SpanProcessor):
+    """What every span gets at its start, before any other processor or exporter sees it.
 
-    What opentelemetry-processor-baggage's BaggageSpanProcessor does with a key predicate; importing that package
-    also imports its log processor and with it the logs SDK, ~26 M instructions (callgrind), about 4% of a CLI run.
+    First the allowlisted W3C baggage keys become attributes (what opentelemetry-processor-baggage's
+    BaggageSpanProcessor does with a key predicate; importing that package also imports its log processor
+    and with it the logs SDK, ~26 M instructions (callgrind), about 4% of a CLI run). Then the URL attributes
+    are redacted, the baggage's too. One processor, not two: every processor is called three times per span.
     """
 
-    def __init__(self, keys: frozenset[str]) -> None:
-        self.keys = keys
+    def __init__(self, baggage_keys: frozenset[str]) -> None:
+        self.baggage_keys = baggage_keys
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Before the span's own attributes are set, as the contrib processor."""
+        copied = False
         for key, value in baggage.get_all(parent_context).items():
-            if key in self.keys:
+            if key in self.baggage_keys:
                 span.set_attribute(key, value)
+                copied = True
+        scope = span.instrumentation_scope
+        # flowexec's own internal spans (flows and steps) start with flow.* attributes only: a URL comes from a
+        # client or server span (the CLI's own, an instrumentation's), or from baggage.
+        if copied or span.kind is not SpanKind.INTERNAL or scope is None or scope.name != TRACER_NAME:
+            redact_span_urls(span)
 
 
-def baggage_processor(config: TracingConfig) -> SpanProcessor:
-    """The processor that puts config.baggage_keys on every span."""
-    return BaggageSpanProcessor(frozenset(config.baggage_keys))
+def start_processor(config: TracingConfig) -> SpanProcessor:
+    """The processor that adds config.baggage_keys to every span and redacts its URLs."""
+    return SpanStartProcessor(frozenset(config.baggage_keys))
 
 
 def build_provider(
@@ -145,8 +156,7 @@ def build_provider(
         shutdown_on_exit=False,
     )
     # First: no later processor or exporter sees a URL before it is redacted.
-    provider.add_span_processor(UrlRedactingProcessor())
-    provider.add_span_processor(baggage_processor(config))
+    provider.add_span_processor(start_processor(config))
     specs = [spec for name in config.exporters if (spec := exporters.build_exporter(name, config, factories))]
     for spec in specs:
         provider.add_span_processor(_span_processor(spec, config))
@@ -165,8 +175,7 @@ def _opt_into_semantic_conventions(config: TracingConfig) -> None:
 
 def _adopt(provider: TracerProvider, config: TracingConfig) -> TracingState:
     """Keep a provider someone else installed (opentelemetry-instrument's), adding what the contract needs."""
-    provider.add_span_processor(UrlRedactingProcessor())
-    provider.add_span_processor(baggage_processor(config))
+    provider.add_span_processor(start_processor(config))
     service = provider.resource.attributes.get(SERVICE_NAME)
     return TracingState(
         True,

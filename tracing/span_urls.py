@@ -3,16 +3,15 @@
 The contrib instrumentations record the request's URL (server: url.query or http.target; client: url.full or
 http.url) and remove only some of it. `redact_span_urls` rewrites those attributes with the one redaction rule
 of tracing/redaction.py (userinfo dropped, values of `token`, `password`, `sig`, ... and FLOWEXEC_REDACT_KEYS
-replaced by ``REDACTED``). UrlRedactingProcessor, first on every provider flowexec builds or adopts, applies it
-to what a span starts with (client spans, also when opentelemetry-instrument instrumented urllib3); the Django
-instrumentation sets its attributes after the start, so tracing.middleware applies it to the server span.
+replaced by ``REDACTED``). tracing.provider.SpanStartProcessor, first on every provider flowexec builds or
+adopts, applies it to what a span starts with (client spans, also when opentelemetry-instrument instrumented
+urllib3); the Django instrumentation sets its attributes after the start, so tracing.middleware applies it to
+the server span.
 """
 
 from __future__ import annotations
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Span, SpanProcessor
 
 from tracing.redaction import active_mask, redact_url
 
@@ -38,11 +37,3 @@ def redact_span_urls(span: trace.Span) -> None:
             redacted = active_mask(redact_url(value))
         if redacted != value:
             span.set_attribute(key, redacted)
-
-
-class UrlRedactingProcessor(SpanProcessor):
-    """Redact the URL attributes a span starts with."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Before any other processor or exporter sees the span."""
-        redact_span_urls(span)

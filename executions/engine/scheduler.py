@@ -44,6 +44,7 @@ from .hooks import NullHooks, RunHooks
 from .recording import content
 from .references import Scope, resolve
 from .registry import STEP_TYPES
+from .spans import CurrentSpan
 from .steps import StepContext, Stop
 from .validation import MAX_RETRY_DELAY, secret_inputs
 
@@ -253,12 +254,13 @@ class _Run:
             self.hooks.step_started(step, number, started_at)
         attributes = {FLOW_STEP_NAME: step.name, FLOW_STEP_TYPE: step.type, FLOW_STEP_ATTEMPT: number}
         status, output, error = "succeeded", None, None
-        with tracer.start_as_current_span(
+        span = tracer.start_span(
             STEP_SPAN.format(step=step.name),
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
-        ) as span:
+        )
+        with CurrentSpan(span):
             try:
                 output = self._execute(step, stop, span, inline)
                 if self.cancelled.is_set():

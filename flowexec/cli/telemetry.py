@@ -239,7 +239,7 @@ def http_client_span(method: str, url: str) -> Iterator[ClientSpan]:
 
     Why not that instrumentation: importing it cost a CLI run ~25-50 ms (wrapt, packaging, asyncio; measured with
     `python -X importtime`), and the API client is the CLI's only HTTP call site. Same span name (the method) and
-    stable HTTP semantic conventions; url.full is redacted by tracing.span_urls.UrlRedactingProcessor as before.
+    stable HTTP semantic conventions; url.full is redacted by tracing.provider.SpanStartProcessor as before.
     Where urllib3 is instrumented anyway, its span is the client span and this makes none.
     """
     if _urllib3_instrumented():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as zones
 from io import StringIO
 from typing import Any
 
@@ -223,3 +224,20 @@ def test_the_store_insert_writes_what_the_model_would_and_ignores_a_redelivered_
     assert got == expected
     assert stored.name == "span 00000000000000aa" and Span.objects.count() == 2
     assert stored.received_at >= through_model.received_at
+
+
+def test_the_store_adapts_datetimes_as_the_backend_does_whole_seconds_and_other_zones_included() -> None:
+    adapt = writer._datetime_adapter(connection)
+    values = [
+        datetime(2026, 12, 1, 15, 0, 0, tzinfo=UTC),
+        datetime(2026, 12, 1, 15, 0, 0, 7, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 12, 1, 17, 0, 0, 5, tzinfo=zones(timedelta(hours=2))),
+        timezone.now(),
+    ]
+    assert [adapt(value) for value in values] == [connection.ops.adapt_datetimefield_value(v) for v in values]
+    whole_second = make_row("00000000000000cc", start=datetime(2026, 12, 1, 15, 0, 0, tzinfo=UTC))
+    write_rows([whole_second])
+    stored = Span.objects.get(span_id="00000000000000cc")
+    assert (stored.start_time, stored.end_time) == (whole_second["start_time"], whole_second["end_time"])
+    assert Span.objects.filter(start_time__lte=datetime(2026, 12, 1, 15, 0, 0, tzinfo=UTC)).count() == 1

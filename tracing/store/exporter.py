@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import format_span_id, format_trace_id
+from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 
 from tracing.exporters import LOCAL_SCHEDULE_DELAY_MILLIS, ExporterSpec
 from tracing.store.rows import SpanRow, event_entry, json_attributes, span_row
@@ -20,6 +20,10 @@ STORE_EXPORT_BATCH_SIZE = 64
 if TYPE_CHECKING:
     from tracing.config import TracingConfig
 
+
+# Enum names read through a dict: an Enum member's .name is a descriptor call, and every span needs two.
+_KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_STATUS_NAMES = {code: code.name for code in StatusCode}
 
 # The last resource converted and its JSON form: every span of a provider carries the same Resource object.
 _last_resource: tuple[object, dict] = (None, {})
@@ -42,10 +46,10 @@ def row_from_readable(span: ReadableSpan) -> SpanRow:
         span_id=format_span_id(context.span_id),
         parent_id=format_span_id(span.parent.span_id) if span.parent else "",
         name=span.name,
-        kind=span.kind.name,
+        kind=_KIND_NAMES[span.kind],
         start_ns=span.start_time or 0,
         end_ns=span.end_time or span.start_time or 0,
-        status=span.status.status_code.name,
+        status=_STATUS_NAMES[span.status.status_code],
         status_message=span.status.description or "",
         attributes=json_attributes(span.attributes),
         events=[event_entry(event.name, event.timestamp, event.attributes) for event in span.events],
