@@ -31,6 +31,7 @@ EXPORTER_LOGGERS = (
 # Installed exporters (zipkin, vendors, flowexec's own `store`) register classes under this entry point group.
 ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
 LOCAL_SCHEDULE_DELAY_MILLIS = 500
+OTLP_EXPORT_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,24 @@ def register_exporter(name: str, factory: ExporterFactory) -> None:
 
 
 def otlp_exporter(config: TracingConfig) -> ExporterSpec:
-    """OTLP over the configured protocol, endpoint, headers, timeout and compression."""
+    """OTLP over the configured protocol, endpoint, headers, timeout and compression, in batches of 64 spans.
+
+    The export thread holds the GIL while it encodes a batch, and the service's request threads wait for it:
+    batches of 64 instead of the SDK's 512 lowered the traced service's p99 from 69.6 to 58.9 ms and from 66.9
+    to 54.1 ms (untraced 44.6 and 45.8 ms) in two alternated runs of 6 and 8 rounds, at the same throughput
+    (wrk, 4 connections, 2 gunicorn workers, OTLP/HTTP to bench/sink.py). OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+    still decides when set.
+    """
     settings = telemetry.otlp_exporter_settings(config.otlp)
     if config.otlp.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return ExporterSpec("otlp", GrpcExporter(**settings), True, config.otlp.target)
+        return ExporterSpec("otlp", GrpcExporter(**settings), True, config.otlp.target,
+                            max_export_batch_size=OTLP_EXPORT_BATCH_SIZE)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return ExporterSpec("otlp", HttpExporter(**settings), True, config.otlp.target)
+    return ExporterSpec("otlp", HttpExporter(**settings), True, config.otlp.target,
+                        max_export_batch_size=OTLP_EXPORT_BATCH_SIZE)
 
 
 def console_exporter(config: TracingConfig) -> ExporterSpec:

@@ -339,16 +339,19 @@ def _batch_sizes(provider: TracerProvider) -> list[int]:
     return [p._batch_processor._max_export_batch_size for p in processors if isinstance(p, BatchSpanProcessor)]
 
 
-def test_the_store_exports_small_batches_unless_otel_bsp_max_export_batch_size_says_otherwise():
+def test_the_store_and_otlp_export_small_batches_unless_otel_bsp_max_export_batch_size_says_otherwise():
     from tracing.store.exporter import STORE_EXPORT_BATCH_SIZE, store_exporter
 
     exporters.register_exporter("store", store_exporter)
-    default = build_provider(config(exporters=("store", "console")))
-    chosen = build_provider(config(exporters=("store",), batch=BatchConfig(max_export_batch_size=300)))
+    otlp = OtlpConfig(endpoint=f"http://127.0.0.1:{closed_port()}/v1/traces", timeout=0.5)
+    default = build_provider(config(exporters=("store", "otlp", "console"), otlp=otlp))
+    batch = BatchConfig(max_export_batch_size=300)
+    chosen = build_provider(config(exporters=("store", "otlp"), otlp=otlp, batch=batch))
     try:
-        # The store's batches are one write transaction each on the service's database: small ones.
-        assert _batch_sizes(default.provider) == [STORE_EXPORT_BATCH_SIZE] == [64]
-        assert _batch_sizes(chosen.provider) == [300]
+        # The store's batches are one write transaction each on the service's database, and encoding an
+        # OTLP batch holds the GIL the request threads wait for: small ones.
+        assert _batch_sizes(default.provider) == [STORE_EXPORT_BATCH_SIZE, exporters.OTLP_EXPORT_BATCH_SIZE] == [64, 64]
+        assert _batch_sizes(chosen.provider) == [300, 300]
     finally:
         default.provider.shutdown()
         chosen.provider.shutdown()
