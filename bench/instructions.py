@@ -1,7 +1,7 @@
 """Instructions per execution on the executing thread, counted by callgrind: traced / untraced without the noise.
 
 Wall time on a shared 2-core machine moves 10-20% between rounds; an instruction count does not (PYTHONHASHSEED
-fixed: within 0.3% from run to run). Each side is two processes under `valgrind --tool=callgrind
+fixed: under 0.5% from run to run). Each side is two processes under `valgrind --tool=callgrind
 --separate-threads=yes`: one runs the warm-up only, the other the warm-up and `count` more executions; the
 difference of their main threads' counts, divided by `count`, is what one execution costs the thread that runs
 it. Span export happens on the BatchSpanProcessor's own thread and is reported apart.
@@ -48,6 +48,9 @@ def _thread_totals(prefix: Path) -> dict[str, int]:
 
 def _counted(name: str, environment: Environment, workdir: Path, count: int) -> dict[str, int]:
     prefix = workdir / f"callgrind.{name}"
+    # A reused --workdir may hold an earlier run's files, some for threads this run does not start.
+    for stale in prefix.parent.glob(f"{prefix.name}-*"):
+        stale.unlink()
     command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={prefix}",
                PYTHON, "-m", "bench.inprocess_worker"]
     env = {**environment(name), "PYTHONHASHSEED": "0"}
@@ -58,7 +61,10 @@ def _counted(name: str, environment: Environment, workdir: Path, count: int) -> 
             worker.call("untimed", count=count, timeout=1800)
     finally:
         worker.stop(timeout=600)  # callgrind writes its counts at exit
-    return _thread_totals(prefix)
+    totals = _thread_totals(prefix)
+    if "01" not in totals:
+        raise RuntimeError(f"{name}: callgrind wrote no counts for the main thread; log {worker.log_path}")
+    return totals
 
 
 def per_execution(name: str, environment: Environment, workdir: Path, count: int) -> Count:

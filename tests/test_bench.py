@@ -41,3 +41,12 @@ def test_bench_smoke_run_fills_every_section_and_writes_results(tmp_path: Path) 
     # A smoke run writes only under --workdir: the committed results stay as they were.
     assert shipped == {name: (ROOT / "bench" / name).read_bytes() if (ROOT / "bench" / name).exists() else None
                        for name in shipped}
+
+
+def test_instruction_counts_are_read_per_thread_from_callgrinds_files(tmp_path: Path) -> None:
+    from bench.instructions import _thread_totals
+
+    (tmp_path / "callgrind.traced-0-01").write_text("# callgrind format\nevents: Ir\nsummary: 2235223838\n")
+    (tmp_path / "callgrind.traced-0-02").write_text("events: Ir\nsummary: 214554\nfn=x\n")
+    (tmp_path / "callgrind.traced-300-01").write_text("summary: 9\n")  # another process's file: not this one's
+    assert _thread_totals(tmp_path / "callgrind.traced-0") == {"01": 2235223838, "02": 214554}
